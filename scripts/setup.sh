@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Create .venv with Python >= 3.12 and install munirank with its test tools.
+# Usage: bash scripts/setup.sh        (idempotent; reuses .venv when it is complete)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+find_python() {
+    local c
+    for c in "${PYTHON:-}" python3.14 python3.13 python3.12 python3 python \
+             "$HOME"/.pyenv/versions/3.1[2-9]*/bin/python3 /usr/local/bin/python3.1[2-9] \
+             /usr/bin/python3.1[2-9]; do
+        [ -n "$c" ] || continue
+        if command -v "$c" >/dev/null 2>&1 && \
+           "$c" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' 2>/dev/null; then
+            command -v "$c"
+            return 0
+        fi
+    done
+    return 1
+}
+
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import munirank, pytest' 2>/dev/null; then
+    if ! PY=$(find_python); then
+        echo "munirank needs Python >= 3.12 (PyMC 6, ArviZ 1.x); none was found." >&2
+        echo "Install one (e.g. 'pyenv install 3.12') or set PYTHON=/path/to/python3.12." >&2
+        exit 1
+    fi
+    echo "Using $PY ($("$PY" --version 2>&1))"
+    "$PY" -m venv .venv
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    .venv/bin/python -m pip install --quiet -e ".[dev]"
+fi

@@ -1,0 +1,185 @@
+"""The ``munirank`` command line (DESIGN.md section 4).
+
+Exit codes: 0 ok; 2 bad input or usage (one line on stderr, nothing written); 3 fitted but
+not converged (outputs written and flagged) unless ``--allow-unconverged``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import NoReturn
+
+from munirank.errors import InputError
+
+EXIT_OK, EXIT_INPUT, EXIT_UNCONVERGED, EXIT_INTERRUPTED = 0, 2, 3, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """Usage errors are one line and exit code 2, like every other bad input."""
+        raise InputError(f"{self.prog}: {message} (see --help)")
+
+
+def _add_sampling(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--draws", type=int, help="posterior draws per chain (default 1000)")
+    p.add_argument("--tune", type=int, help="tuning steps per chain (default 1000)")
+    p.add_argument("--chains", type=int, help="number of chains (default 4)")
+    p.add_argument("--seed", type=int, help="random seed (default 1)")
+    p.add_argument("--sampler", choices=["nutpie", "pymc", "numpyro"], help="default nutpie")
+    p.add_argument("--method", choices=["nuts", "pathfinder", "laplace"], help="default nuts")
+    p.add_argument("--ci", type=float, dest="ci_prob", help="interval probability (default 0.9)")
+    p.add_argument("--min-cell", type=int, help="smallest count shown in outputs (default 5)")
+    p.add_argument("--allow-unconverged", action="store_true",
+                   help="exit 0 even if the convergence gate fails (outputs are flagged anyway)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from munirank.api import simulate
+
+    out = simulate(args.preset, seed=args.seed, out=args.out, effect_sd=args.effect_sd,
+                   effect_dist=args.effect_dist, baseline=args.baseline, scale=args.scale)
+    print(f"simulated {args.preset} (seed {args.seed}) -> {out}/spells.csv, municipal.csv, "
+          "truth.csv, spec.toml")
+    return EXIT_OK
+
+
+def _spec_with_min_cell(args: argparse.Namespace):  # noqa: ANN202 - internal
+    from munirank.spec import load_spec
+
+    spec = load_spec(args.spec)
+    if args.min_cell is not None:
+        spec = replace(spec, disclosure=replace(spec.disclosure, min_cell=args.min_cell))
+    return spec
+
+
+def _print_ranking(table, k: int, n: int = 5) -> None:  # noqa: ANN001
+    cols = ["municipality", "effect_months_mean", "effect_months_lo", "effect_months_hi",
+            "rank_mean", "rank_lo", "rank_hi", f"p_top{k}", f"p_bottom{k}"]
+    with_fmt = table[cols].round(2)
+    print(f"Fastest {n} (rank 1 = fastest; 90% intervals unless --ci):")
+    print(with_fmt.head(n).to_string(index=False))
+    print(f"Slowest {n}:")
+    print(with_fmt.tail(n).to_string(index=False))
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    from munirank.api import fit
+
+    spec = _spec_with_min_cell(args)
+    result = fit(args.data, spec=spec, out=args.out, draws=args.draws, tune=args.tune,
+                 chains=args.chains, seed=args.seed, sampler=args.sampler, method=args.method,
+                 ci_prob=args.ci_prob, progressbar=not args.quiet)
+    d = result.diagnostics
+    _print_ranking(result.municipalities, spec.ranking.top_k)
+    print(f"R-hat max {d['rhat_max']:.3f}, bulk ESS min {d['ess_bulk_min']:.0f}, "
+          f"divergences {d['divergences']}, wall {d['wall_seconds']:.1f} s -> {result.out}")
+    if not result.converged:
+        print(f"munirank: warning: NOT CONVERGED ({d['criteria']}); outputs are flagged "
+              "converged=false", file=sys.stderr)
+        return EXIT_OK if args.allow_unconverged else EXIT_UNCONVERGED
+    return EXIT_OK
+
+
+def _delegate(module: str, function: str) -> Callable[[argparse.Namespace], int]:
+    """Run ``munirank.<module>.<function>(args)`` (imported only when the command runs)."""
+
+    def call(args: argparse.Namespace) -> int:
+        import importlib
+
+        return int(getattr(importlib.import_module(f"munirank.{module}"), function)(args))
+
+    return call
+
+
+def _add_data_spec_out(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data", type=Path, help="spell file: .csv, .parquet, .dta or .sas7bdat")
+    p.add_argument("--spec", required=True, type=Path, help="SPEC.toml")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with one subcommand per API function."""
+    parser = _Parser(prog="munirank", description="Bayesian benchmarking of municipalities.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("simulate", help="simulate a register with known truth")
+    p.add_argument("--preset", required=True, help="tiny, dk-1999-2005 or no-2012-2018")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--effect-sd", type=float, help="SD of true municipality log hazard ratios")
+    p.add_argument("--effect-dist", choices=["normal", "student_t"])
+    p.add_argument("--baseline", choices=["weibull", "loglogistic"],
+                   help="baseline hazard the register is simulated from")
+    p.add_argument("--scale", type=float, help="multiply the number of spells")
+    p.add_argument("--check", action="store_true",
+                   help="print simulated vs published national figures")
+    p.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser("fit", help="fit the Bayesian model and rank municipalities")
+    _add_data_spec_out(p)
+    _add_sampling(p)
+    p.add_argument("--compare-models", action="store_true",
+                   help="also fit alternative models and print a LOO table")
+    p.set_defaults(func=_cmd_fit)
+
+    p = sub.add_parser("compare", help="frequentist benchmark vs Bayesian, side by side")
+    _add_data_spec_out(p)
+    _add_sampling(p)
+    p.add_argument("--cutoff", type=int, default=80,
+                   help="rank only municipalities with more spells than this (AKF: 80)")
+    p.add_argument("--no-cutoff", action="store_true", help="rank every municipality")
+    p.set_defaults(func=_delegate("compare", "compare_command"))
+
+    p = sub.add_parser("reanalyse", help="rank uncertainty from a published O-E table")
+    p.add_argument("table", type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    for col in ("municipality", "effect", "stars", "p", "se", "n_spells", "completed_pct",
+                "rank"):
+        p.add_argument(f"--col-{col.replace('_', '-')}", dest=f"col_{col}",
+                       help=f"name of the {col} column")
+    p.add_argument("--encoding", default="utf-8")
+    _add_sampling(p)
+    p.set_defaults(func=_delegate("published", "reanalyse_command"))
+
+    p = sub.add_parser("report", help="self-contained HTML report of a fit folder")
+    p.add_argument("folder", type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.set_defaults(func=_delegate("report", "report_command"))
+
+    p = sub.add_parser("study", help="simulation study: both methods scored against truth")
+    p.add_argument("--preset", required=True)
+    p.add_argument("--replicates", type=int, required=True)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--scheduler", help="address of an existing dask scheduler")
+    p.add_argument("--workers", type=int, default=2)
+    p.set_defaults(func=_delegate("study", "study_command"))
+
+    p = sub.add_parser("bench", help="speed and scale benchmarks")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--quick", action="store_true", help="only the default fit comparison")
+    p.set_defaults(func=_delegate("bench", "bench_command"))
+    return parser
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the command; return the exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+        func: Callable[[argparse.Namespace], int] = args.func
+        return func(args)
+    except InputError as err:
+        print(f"munirank: error: {err}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("munirank: interrupted; no output written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def main() -> None:
+    """Console entry point."""
+    sys.exit(run())

@@ -1,0 +1,48 @@
+"""Errors that munirank reports to users as one line (exit code 2 on the command line)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class InputError(ValueError):
+    """Bad input or usage: names the file, the column and the first offending rows.
+
+    Parameters
+    ----------
+    message : str
+        What is wrong and what to do about it.
+    file : str, optional
+        The file that holds the problem.
+    column : str, optional
+        The column (or spec key) that holds the problem.
+    rows : sequence of int, optional
+        Offending rows, numbered as in the file (1 = first data row).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        column: str | None = None,
+        rows: Sequence[int] | None = None,
+    ) -> None:
+        self.file = file
+        self.column = column
+        self.rows = list(rows) if rows is not None else []
+        parts = []
+        if file:
+            parts.append(str(file))
+        if column:
+            parts.append(f"column {column!r}")
+        if self.rows:
+            shown = ", ".join(str(r) for r in self.rows[:5])
+            more = f" (+{len(self.rows) - 5} more)" if len(self.rows) > 5 else ""
+            parts.append(f"rows {shown}{more}")
+        prefix = ": ".join([", ".join(parts)]) if parts else ""
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class NotConvergedError(RuntimeError):
+    """A fit finished but did not pass the convergence gate (exit code 3)."""
