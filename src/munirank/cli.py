@@ -45,6 +45,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
                    effect_dist=args.effect_dist, baseline=args.baseline, scale=args.scale)
     print(f"simulated {args.preset} (seed {args.seed}) -> {out}/spells.csv, municipal.csv, "
           "truth.csv, spec.toml")
+    if args.check:
+        from munirank.calibration import check_command
+
+        return int(check_command(out, args.preset))
     return EXIT_OK
 
 
