@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import xarray as xr
 
-from munirank import diagnostics, outputs, summaries
+from munirank import diagnostics, outputs, ppc, summaries
 from munirank.data import data_hash, load_episodes
 from munirank.errors import InputError
 from munirank.fit import sample_posterior
@@ -121,6 +121,10 @@ def fit(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
     table = summaries.municipality_table(posterior, derived, episodes, spec_obj,
                                          converged=diag["converged"])
     covs = summaries.covariate_table(posterior, episodes, ci_prob=spec_obj.sampling.ci_prob)
+    survival = ppc.survival_table(
+        posterior, episodes, ci_prob=spec_obj.sampling.ci_prob,
+        groups=ppc.survival_groups(episodes, named=spec_obj.ranking.subset),
+        min_cell=spec_obj.disclosure.min_cell)
     t_end = time.perf_counter()
     s = spec_obj.sampling
     diag.update(sampler=s.sampler, method=s.method, chains=s.chains, draws=s.draws,
@@ -137,6 +141,7 @@ def fit(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
     with outputs.atomic_folder(out) as tmp:
         outputs.write_csv(table, tmp / "municipalities.csv")
         outputs.write_csv(covs, tmp / "covariates.csv")
+        outputs.write_csv(survival, tmp / "survival.csv")
         subset = summaries.subset_table(derived, spec_obj)
         if subset is not None:
             outputs.write_csv(subset, tmp / "ranks_subset.csv")

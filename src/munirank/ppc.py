@@ -1,0 +1,196 @@
+r"""Kaplan-Meier curves against posterior predictive survival (the ``survival.csv`` table).
+
+On a monthly grid :math:`t = 0, 1, \dots, \tau` (:math:`\tau` = the horizon):
+
+- Kaplan-Meier with delayed entry (lifelines, ``entry=``): an episode entered at :math:`s_i`
+  is at risk only after :math:`s_i`. The interval is lifelines' pointwise exponential
+  Greenwood interval at ``ci_prob``.
+- Posterior predictive survival, population-averaged: per draw,
+  :math:`\bar S(t) = n^{-1}\sum_i \exp(-e^{\eta_i} (t/T)^\alpha)` over the group's episodes
+  (:math:`T` = the model's time scale), then the mean and the equal-tailed ``ci_prob``
+  interval over draws. Nationally the average is over episodes that start at 0 (persons'
+  first episodes, whose curve the delayed-entry Kaplan-Meier estimates); for a municipality
+  it is over all of its episodes with its own effect :math:`u_m`.
+
+Disclosure: the curves are aggregates, but a Kaplan-Meier step reveals an individual event
+time when few are at risk. The table therefore holds values only on the monthly grid, and
+``km``, ``km_lo``, ``km_hi`` and ``at_risk`` are blank (NA) wherever fewer than ``min_cell``
+episodes are at risk (``at_risk`` = episodes with entry <= t < exit, i.e. under observation
+just after month t).
+
+Cost: the predictive curves use at most ``max_draws`` draws, thinned evenly over the
+stacked chains (default 200; the Monte Carlo error of a mean of 200 draws is small against
+the curve's own width).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from lifelines import KaplanMeierFitter
+
+from munirank.model import linear_predictor, time_scale
+from munirank.ranks import SAMPLE_DIMS
+
+COLUMNS = ["group", "month", "km", "km_lo", "km_hi", "at_risk", "pred_mean", "pred_lo",
+           "pred_hi"]
+NATIONAL = "national"
+_CHUNK = 4_000_000  # floats per block of draws x episodes x months
+
+
+def month_grid(horizon: float) -> np.ndarray:
+    """Whole months 0, 1, ..., floor(horizon)."""
+    return np.arange(int(np.floor(horizon)) + 1, dtype=float)
+
+
+def kaplan_meier(entry: np.ndarray, exit: np.ndarray, event: np.ndarray, grid: np.ndarray, *,
+                 ci_prob: float = 0.9, min_cell: int = 5) -> pd.DataFrame:
+    """Kaplan-Meier with delayed entry on a grid, blanked where few are at risk.
+
+    Parameters
+    ----------
+    entry, exit, event : numpy.ndarray
+        Entry and exit months and the event indicator of each episode.
+    grid : numpy.ndarray
+        Months at which to report the curve.
+    ci_prob : float
+        Probability of the pointwise interval.
+    min_cell : int
+        Smallest number at risk for which values are shown.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``month``, ``km``, ``km_lo``, ``km_hi``, ``at_risk`` (nullable; NA where
+        ``at_risk < min_cell``).
+    """
+    kmf = KaplanMeierFitter(alpha=1 - ci_prob)
+    kmf.fit(exit, event_observed=event, entry=entry)
+    curve = kmf.survival_function_.iloc[:, 0]
+    ci = kmf.confidence_interval_
+    at_risk = ((entry[None, :] <= grid[:, None]) & (exit[None, :] > grid[:, None])).sum(axis=1)
+    out = pd.DataFrame({
+        "month": grid,
+        "km": _step_at(curve.index.to_numpy(), curve.to_numpy(), grid),
+        "km_lo": _step_at(ci.index.to_numpy(), ci.iloc[:, 0].to_numpy(), grid),
+        "km_hi": _step_at(ci.index.to_numpy(), ci.iloc[:, 1].to_numpy(), grid),
+        "at_risk": pd.array(at_risk, dtype="Int64"),
+    })
+    hide = at_risk < min_cell
+    out.loc[hide, ["km", "km_lo", "km_hi"]] = np.nan
+    out["at_risk"] = out["at_risk"].mask(hide)
+    return out
+
+
+def _step_at(times: np.ndarray, values: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Right-continuous step function evaluated on ``grid`` (1 before the first time)."""
+    i = np.searchsorted(times, grid, side="right") - 1
+    return np.where(i >= 0, values[np.clip(i, 0, None)], 1.0)
+
+
+def thin_draws(posterior: xr.Dataset, max_draws: int = 200) -> xr.Dataset:
+    """At most ``max_draws`` draws, evenly spaced over the stacked chains (dim ``sample``)."""
+    stacked = posterior.stack(sample=SAMPLE_DIMS)
+    n = stacked.sizes["sample"]
+    keep = np.unique(np.linspace(0, n - 1, min(n, max_draws)).round().astype(int))
+    return stacked.isel(sample=keep)
+
+
+def predictive_survival(posterior: xr.Dataset, episodes: xr.Dataset, grid: np.ndarray, *,
+                        ci_prob: float = 0.9) -> pd.DataFrame:
+    """Population-averaged posterior predictive survival of the given episodes.
+
+    Parameters
+    ----------
+    posterior : xarray.Dataset
+        Draws with a ``sample`` dim (see :func:`thin_draws`).
+    episodes : xarray.Dataset
+        The episodes to average over (any selection of the ``episode`` dim).
+    grid : numpy.ndarray
+        Months.
+    ci_prob : float
+        Probability of the equal-tailed interval over draws.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``month``, ``pred_mean``, ``pred_lo``, ``pred_hi``.
+    """
+    scale = time_scale(episodes)
+    eta = linear_predictor(posterior, episodes).transpose("sample", "episode").to_numpy()
+    alpha = posterior["alpha"].to_numpy()
+    power = (grid / scale)[None, :] ** alpha[:, None]  # sample, month
+    curves = np.empty_like(power)
+    step = max(1, _CHUNK // max(eta.shape[1] * len(grid), 1))  # bounds memory
+    for start in range(0, len(alpha), step):
+        block = slice(start, start + step)
+        survival = np.multiply(-np.exp(eta[block])[:, :, None], power[block, None, :])
+        curves[block] = np.exp(survival, out=survival).mean(axis=1)
+    tail = (1 - ci_prob) / 2
+    return pd.DataFrame({
+        "month": grid,
+        "pred_mean": curves.mean(axis=0),
+        "pred_lo": np.quantile(curves, tail, axis=0),
+        "pred_hi": np.quantile(curves, 1 - tail, axis=0),
+    })
+
+
+def survival_groups(episodes: xr.Dataset, *, n_largest: int = 5,
+                    named: tuple[str, ...] = ()) -> list[str]:
+    """``national``, the ``n_largest`` municipalities by episodes, then the named ones."""
+    sizes = episodes["n_spells"].to_series().sort_values(ascending=False, kind="stable")
+    largest = [str(m) for m in sizes.index[:n_largest]]
+    known = set(episodes["municipality"].to_numpy().tolist())
+    extra = [m for m in named if m in known and m not in largest]
+    return [NATIONAL, *largest, *extra]
+
+
+def survival_table(posterior: xr.Dataset, episodes: xr.Dataset, *,
+                   groups: list[str] | None = None, ci_prob: float = 0.9,
+                   min_cell: int = 5, max_draws: int = 200) -> pd.DataFrame:
+    """Kaplan-Meier and posterior predictive survival per group (the survival.csv table).
+
+    Parameters
+    ----------
+    posterior : xarray.Dataset
+        Posterior draws (chain, draw) of ``alpha``, ``beta0``, ``beta``, ``gamma``, ``u``.
+    episodes : xarray.Dataset
+        Output of :func:`munirank.data.load_episodes`.
+    groups : list of str, optional
+        ``"national"`` and/or municipality codes; default :func:`survival_groups`.
+    ci_prob : float
+        Probability of both intervals.
+    min_cell : int
+        Kaplan-Meier values are blank where fewer episodes are at risk.
+    max_draws : int
+        Draws used for the predictive curves.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`COLUMNS`, one row per group and month.
+
+    Examples
+    --------
+    >>> table = survival_table(posterior, episodes)  # doctest: +SKIP
+    >>> table.query("group == 'national'").head()     # doctest: +SKIP
+    """
+    groups = survival_groups(episodes) if groups is None else groups
+    grid = month_grid(time_scale(episodes))
+    thinned = thin_draws(posterior, max_draws)
+    municipality = episodes["episode_municipality"].to_numpy()
+    entry = episodes["entry"].to_numpy()
+    parts = []
+    for group in groups:
+        in_group = np.ones(len(entry), bool) if group == NATIONAL else municipality == group
+        km = kaplan_meier(entry[in_group], episodes["exit"].to_numpy()[in_group],
+                          episodes["event"].to_numpy()[in_group], grid, ci_prob=ci_prob,
+                          min_cell=min_cell)
+        averaged = in_group & (entry == 0) if group == NATIONAL else in_group
+        pred = predictive_survival(thinned, episodes.isel(episode=np.flatnonzero(averaged)),
+                                   grid, ci_prob=ci_prob)
+        parts.append(km.merge(pred, on="month").assign(group=group))
+    out = pd.concat(parts, ignore_index=True)[COLUMNS]
+    out.attrs.update(ci_prob=ci_prob, min_cell=min_cell, n_draws=thinned.sizes["sample"])
+    return out
