@@ -1,0 +1,262 @@
+"""``munirank report DIR --out report.html``: one self-contained HTML file from a fit folder.
+
+The report reads only the folder that ``munirank fit`` (or ``compare``) wrote, computes the
+rank probabilities from the rank draws (:mod:`munirank.rankprob`), lets :mod:`munirank.plots`
+draw the figures and embeds them as base64 PNG in a Jinja2 template. It has no external URL,
+script or font, so it opens offline; it holds municipality-level numbers only, with counts
+under the disclosure threshold shown as in municipalities.csv (blank, "<5").
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import xarray as xr
+
+from munirank import plots
+from munirank.errors import InputError
+from munirank.rankprob import rank_probabilities
+
+SECTIONS = ("summary", "caterpillar", "ranks", "top-bottom", "shrinkage", "funnel", "ppc",
+            "comparison", "diagnostics", "methods", "table")
+REQUIRED = ("municipalities.csv", "diagnostics.json", "run.json", "posterior.nc")
+N_SURVIVAL_PANELS = 6  # national and the five largest municipalities
+
+
+@dataclass(frozen=True)
+class FitFolder:
+    """The contents of a fit (or compare) output folder that the report uses."""
+
+    path: Path
+    municipalities: pd.DataFrame
+    covariates: pd.DataFrame | None
+    diagnostics: dict[str, Any]
+    run: dict[str, Any]
+    ranks: xr.DataArray
+    survival: pd.DataFrame | None
+    comparison: pd.DataFrame | None
+    comparison_summary: str | None
+
+    @property
+    def ci_prob(self) -> float:
+        """Probability of every interval in the folder's tables."""
+        return float(self.run.get("spec", {}).get("sampling", {}).get("ci_prob", 0.9))
+
+    @property
+    def top_k(self) -> int:
+        """The k of P(top k) and P(bottom k)."""
+        return int(self.run.get("spec", {}).get("ranking", {}).get("top_k", 10))
+
+    @property
+    def min_cell(self) -> int:
+        """The disclosure threshold the counts were blanked at."""
+        return int(self.run.get("spec", {}).get("disclosure", {}).get("min_cell", 5))
+
+
+def _csv(path: Path) -> pd.DataFrame | None:
+    if not path.is_file():
+        return None
+    table = pd.read_csv(path, dtype={"municipality": str, "group": str})
+    for col in ("n_spells", "n_events", "at_risk"):
+        if col in table:
+            table[col] = table[col].astype("Int64")
+    return table
+
+
+def load_folder(folder: str | Path) -> FitFolder:
+    """Read a fit folder.
+
+    Parameters
+    ----------
+    folder : str or Path
+        Output folder of ``munirank fit`` or ``munirank compare``.
+
+    Returns
+    -------
+    FitFolder
+
+    Raises
+    ------
+    InputError
+        If the folder or one of its required files is missing.
+    """
+    path = Path(folder)
+    for name in REQUIRED:
+        if not (path / name).is_file():
+            raise InputError(f"not a fit folder: {name} is missing (run `munirank fit` first)",
+                             file=str(path))
+    with xr.open_datatree(path / "posterior.nc", engine="netcdf4") as tree:
+        ranks = tree["derived"]["rank"].load()
+    summary = path / "comparison_summary.txt"
+    table = _csv(path / "municipalities.csv")
+    assert table is not None
+    return FitFolder(
+        path=path, municipalities=table, covariates=_csv(path / "covariates.csv"),
+        diagnostics=json.loads((path / "diagnostics.json").read_text()),
+        run=json.loads((path / "run.json").read_text()), ranks=ranks,
+        survival=_csv(path / "survival.csv"), comparison=_csv(path / "comparison.csv"),
+        comparison_summary=summary.read_text() if summary.is_file() else None)
+
+
+def _png(fig: Any) -> str:
+    return base64.b64encode(plots.figure_to_png(fig)).decode("ascii")
+
+
+def _figure_jobs(ff: FitFolder) -> dict[str, Callable[[], Any]]:
+    """Section id -> a function drawing its figure (None where the data are absent)."""
+    ci, table, comp = ff.ci_prob, ff.municipalities, ff.comparison
+    order = table.sort_values("rank_mean", kind="stable")["municipality"].tolist()
+    jobs: dict[str, Callable[[], Any]] = {
+        "caterpillar": lambda: plots.plot_caterpillar(table, ci_prob=ci),
+        "ranks": lambda: plots.plot_rank_distribution(rank_probabilities(ff.ranks), order=order),
+        "top-bottom": lambda: plots.plot_top_bottom(table, top_k=ff.top_k),
+    }
+    if comp is not None:
+        jobs["shrinkage"] = lambda: plots.plot_shrinkage(comp)
+        jobs["funnel"] = lambda: plots.plot_funnel(comp)
+        jobs["comparison"] = lambda: plots.plot_rank_comparison(comp, ci_prob=ci)
+    if ff.survival is not None:
+        survival = ff.survival
+        groups = list(dict.fromkeys(survival["group"]))[:N_SURVIVAL_PANELS]
+        jobs["ppc"] = lambda: plots.plot_survival(survival, groups=groups, ci_prob=ci)
+    return jobs
+
+
+def draw_figures(ff: FitFolder, *, progress: bool = True) -> dict[str, str]:
+    """Base64 PNG of every figure the folder supports, with a progress bar on stderr."""
+    from rich.console import Console
+    from rich.progress import track
+
+    jobs = _figure_jobs(ff)
+    console = Console(stderr=True, quiet=not progress)
+    figures = {}
+    for key in track(list(jobs), description="Building report", console=console,
+                     transient=True):
+        figures[key] = _png(jobs[key]())
+    return figures
+
+
+def _count(value: Any, min_cell: int, *, spells: bool) -> str:
+    """A count as shown: the number, "<5" for blanked spells, blank for blanked events."""
+    if pd.isna(value):
+        return f"<{min_cell}" if spells else ""
+    return str(int(value))
+
+
+def statements(table: pd.DataFrame, *, top_k: int, n: int = 5) -> list[str]:
+    """Plain sentences on who is most likely among the k fastest and the k slowest."""
+    out = []
+    for col, word in ((f"p_top{top_k}", "fastest"), (f"p_bottom{top_k}", "slowest")):
+        for _, row in table.nlargest(n, col).iterrows():
+            out.append(f"{row['municipality']} is among the {top_k} {word} with probability "
+                       f"{row[col]:.2f}.")
+    return out
+
+
+def table_rows(ff: FitFolder) -> list[dict[str, Any]]:
+    """Rows of the sortable municipality table (display text and sort key per cell)."""
+    k, rows = ff.top_k, []
+    for _, r in ff.municipalities.iterrows():
+        rows.append({
+            "municipality": r["municipality"],
+            "n_spells": _count(r["n_spells"], ff.min_cell, spells=True),
+            "n_spells_key": -1 if pd.isna(r["n_spells"]) else int(r["n_spells"]),
+            "n_events": _count(r["n_events"], ff.min_cell, spells=False),
+            "n_events_key": -1 if pd.isna(r["n_events"]) else int(r["n_events"]),
+            "effect": r["effect_months_mean"], "effect_lo": r["effect_months_lo"],
+            "effect_hi": r["effect_months_hi"], "rank": r["rank_mean"],
+            "rank_lo": int(r["rank_lo"]), "rank_hi": int(r["rank_hi"]),
+            "p_top": r[f"p_top{k}"], "p_bottom": r[f"p_bottom{k}"], "p_faster": r["p_faster"],
+        })
+    return rows
+
+
+def _summary_numbers(ff: FitFolder) -> dict[str, Any]:
+    t = ff.municipalities
+    return {
+        "n_municipalities": len(t),
+        "n_episodes": ff.run.get("n_episodes"),
+        "n_faster": int((t["effect_months_hi"] < 0).sum()),
+        "n_slower": int((t["effect_months_lo"] > 0).sum()),
+        "n_small": int(t["small_cell"].astype(bool).sum()),
+        "statements": statements(t, top_k=ff.top_k),
+    }
+
+
+def build_context(ff: FitFolder, figures: dict[str, str]) -> dict[str, Any]:
+    """Everything the template shows."""
+    spec = ff.run.get("spec", {})
+    covs = ff.covariates.to_dict("records") if ff.covariates is not None else []
+    return {
+        "title": f"munirank report: {ff.path.name}", "sections": SECTIONS,
+        "figures": figures, "ci_pct": f"{100 * ff.ci_prob:g} %", "top_k": ff.top_k,
+        "min_cell": ff.min_cell, "converged": bool(ff.diagnostics.get("converged", False)),
+        "diagnostics": ff.diagnostics, "run": ff.run, "spec": spec,
+        "priors": spec.get("model", {}).get("priors", {}), "covariates": covs,
+        "versions": ff.run.get("versions", {}), "summary": _summary_numbers(ff),
+        "rows": table_rows(ff), "has_comparison": ff.comparison is not None,
+        "comparison_summary": ff.comparison_summary,
+        "survival_groups": (list(dict.fromkeys(ff.survival["group"]))[:N_SURVIVAL_PANELS]
+                            if ff.survival is not None else []),
+    }
+
+
+def render(context: dict[str, Any]) -> str:
+    """Fill the packaged Jinja2 template (autoescaped)."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("munirank", "templates"),
+                             autoescape=True, undefined=jinja2.StrictUndefined)
+    return env.get_template("report.html.j2").render(**context)
+
+
+def report(folder: str | Path, *, out: str | Path, progress: bool = True) -> Path:
+    """Write the self-contained HTML report of a fit folder (``munirank report``).
+
+    Parameters
+    ----------
+    folder : str or Path
+        Output folder of ``munirank fit`` or ``munirank compare``.
+    out : str or Path
+        The HTML file to write (replaced only when complete).
+    progress : bool
+        Show a progress bar on stderr while the figures are drawn.
+
+    Returns
+    -------
+    Path
+        ``out``.
+
+    Raises
+    ------
+    InputError
+        If ``folder`` is not a fit folder.
+
+    Examples
+    --------
+    >>> report("fit", out="report.html")  # doctest: +SKIP
+    """
+    ff = load_folder(folder)
+    html = render(build_context(ff, draw_figures(ff, progress=progress)))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(out)
+    return out
+
+
+def report_command(args: argparse.Namespace) -> int:
+    """CLI entry: ``munirank report FOLDER --out FILE``."""
+    out = report(args.folder, out=args.out, progress=not getattr(args, "quiet", False))
+    print(f"report -> {out}", file=sys.stdout)
+    return 0
