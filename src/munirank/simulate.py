@@ -1,212 +1,260 @@
-"""Simulated registers with known truth.
+r"""Simulated registers with known truth.
 
-A register is simulated person by person from the model munirank fits (Weibull PH with
-individual covariates, municipal covariates and municipality effects), on a time axis of
-months since residence permit, with administrative right censoring at the end of follow-up
-and movers: a mover's first episode is censored at the move, and the rest of the spell is a
-delayed-entry episode in the new municipality, drawn from the conditional survival there.
+A register is simulated person by person on a time axis of months since residence permit (or
+programme start), with administrative right censoring at the end of follow-up and movers: a
+mover's first episode is censored at the move, and the rest of the spell is a delayed-entry
+episode in the new municipality, drawn from the conditional survival there. Person i in
+municipality m has the linear predictor :math:`\eta_i = x_i'\beta + z_m'\gamma + u_m` and
+
+.. math::
+
+    S_i(t) = \Psi\big(e^{\eta_i} G_c(t)\big), \qquad
+    \Psi(x) = e^{-x} \ (\texttt{weibull}, \text{PH}) \quad\text{or}\quad
+    \Psi(x) = 1 / (1 + x) \ (\texttt{loglogistic}, \text{proportional odds})
+
+- ``weibull``: :math:`G(t) = \lambda t^\alpha`, the model munirank fits; ``u_m`` is a log
+  hazard ratio.
+- ``loglogistic``: :math:`G(t) = (t / t_{50})^\kappa` with :math:`t_{50}` the Weibull median,
+  a log-logistic baseline; ``u_m`` multiplies the odds of having reached the outcome by any
+  time (a log odds ratio: close to a log hazard ratio while the outcome is rare, but the
+  hazards are not proportional, so the fitted Weibull PH model is misspecified).
+- Calibrated presets (``dk-1999-2005``): :math:`G_c` depends on the permit year c and is
+  piecewise linear between yearly knots; the knots are solved (one scalar root per published
+  cell) so that the expected share of persons of cohort c with the outcome within k years,
+  :math:`1 - \mathrm{mean}_i\,\Psi(e^{\eta_i} G_c(12k))`, equals table 3 of the publication.
+  Years a cohort was not followed are extrapolated with the year-on-year shape of the 1999
+  cohort. The simulator is then richer than the fitted Weibull model (a permit-year-specific
+  piecewise baseline), which the fit approximates with ``permit_year`` as a categorical
+  covariate.
 
 Episode counts per municipality are exact: each mover's destination loses one randomly chosen
 non-moving person, so that the published spell counts of the AKF municipalities hold.
+An event is labelled (``outcome``) as education with a sex-specific probability, else as the
+preset's main outcome (self-support, work); censored episodes are labelled ``none``.
 
-Truth (``truth.csv``) uses the fit's own definitions (:mod:`munirank.effects`): the true log
-hazard ratio ``u_m``, the true effect in months (mean RMST over m's episodes with ``u_m``
-minus the same with ``u_m = 0``), the true rank (1 = fastest) and top/bottom-k membership.
+Truth (``truth.csv``) uses the fit's own definition (:mod:`munirank.effects`) under the true
+survival function: observed_m = mean over m's episodes of
+:math:`\mathrm{RMST}_{48} = \int_0^{48} S_i(t)\,dt` with ``u_m``, expected_m = the same with
+``u_m = 0`` (municipal covariates in both), effect_months_m = observed_m - expected_m, rank 1 =
+fastest. For piecewise-linear G the integral is closed-form per segment.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field, replace
-from importlib import resources
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import tomli_w
+from scipy.optimize import least_squares
 
 from munirank.effects import rmst_weibull
 from munirank.errors import InputError
+from munirank.presets import (
+    DK_END_OF_FOLLOW_UP,
+    Preset,
+    covariate_truth,
+    individual_columns,
+    linear_predictor,
+    municipal_eta,
+    municipal_table,
+    person_table,
+    preset,
+    seed_facts,
+)
+
+__all__ = ["Baseline", "Preset", "preset", "simulate_register", "spec_for", "write_register"]
+
+_CHUNK = 100_000  # episodes per block when integrating piecewise survival curves
+_SMOOTH = 1.0  # weight of a unit second difference of log yearly hazards, in percent points
 
 
 @dataclass(frozen=True)
-class Preset:
-    """What a simulated register looks like."""
+class Baseline:
+    """The baseline function G_c(t) (months) and the link Psi of the true survival curve.
 
-    name: str
-    n_small: int = 0                      # extra small municipalities besides the named ones
-    named_counts: tuple[tuple[str, int], ...] = ()
-    small_range: tuple[int, int] = (5, 79)
-    effect_sd: float = 0.3
-    effect_dist: str = "normal"
-    alpha: float = 1.1
-    base_rate_per_month: float = 0.0105  # rate at reference covariates
-    mover_share: float = 0.10
-    follow_up: tuple[float, float] = (11.5, 83.5)  # months from permit to end of follow-up
-    time_unit: str = "months"
-    horizon_months: float = 48.0
-    individual: dict[str, float] = field(default_factory=dict)
-    municipal: dict[str, float] = field(default_factory=dict)
-    scale: float = 1.0
-    top_k: int = 10
+    With ``alpha`` set, G(t) = ``rate`` * t^alpha exactly (one cohort); otherwise G_c is
+    piecewise linear through ``values[c]`` at ``knots`` and extended linearly beyond.
+    """
 
+    link: str                      # "ph" (weibull) or "po" (loglogistic)
+    knots: np.ndarray | None = None
+    values: np.ndarray | None = None
+    rate: float = 1.0
+    alpha: float | None = None
 
-def _akf_counts() -> tuple[tuple[str, int], ...]:
-    table = pd.read_csv(resources.files("munirank.bundled") / "akf2006_table4.csv")
-    return tuple(zip(table["municipality"], table["n_spells"].astype(int), strict=True))
+    def cumulative(self, t: np.ndarray, cohort: np.ndarray) -> np.ndarray:
+        """G_c(t) per person."""
+        if self.alpha is not None:
+            return self.rate * t**self.alpha
+        out = np.empty_like(t)
+        for c in np.unique(cohort):
+            sel = cohort == c
+            out[sel] = np.interp(t[sel], self.knots, self.values[c])
+        return out
 
+    def inverse(self, g: np.ndarray, cohort: np.ndarray) -> np.ndarray:
+        """The time at which G_c reaches ``g``."""
+        if self.alpha is not None:
+            return (g / self.rate) ** (1.0 / self.alpha)
+        out = np.empty_like(g)
+        for c in np.unique(cohort):
+            sel = cohort == c
+            out[sel] = np.interp(g[sel], self.values[c], self.knots)
+        return out
 
-def _seed_facts() -> dict:
-    return json.loads((resources.files("munirank.bundled") / "seed_facts.json").read_text())
-
-
-# True log hazard ratios of the simulated covariates (per unit, not standardised).
-DK_INDIVIDUAL = {
-    "male": 0.40, "age": -0.025, "children": -0.08, "health_services": -0.06,
-    "permit_year": 0.03, "deprived_area": -0.15,
-    "residence[family_refugee]": -0.10, "residence[family_other]": 0.25,
-    "partner[immigrant]": -0.10, "partner[danish]": 0.30,
-    "language_track[1]": -0.45, "language_track[3]": 0.30,
-    "origin[africa]": -0.20, "origin[former_yugoslavia]": 0.15, "origin[asia]": 0.10,
-    "origin[other]": 0.20,
-}
-DK_MUNICIPAL = {
-    "unemployment": -0.15, "third_country_share": -0.05, "integration_share": -0.05,
-    "skilled_jobs_share": 0.08, "jobs_per_capita": 0.12,
-}
-
-PRESETS: dict[str, Preset] = {
-    "tiny": Preset(
-        name="tiny", named_counts=tuple((f"M{i:02d}", n) for i, n in enumerate(
-            [420, 300, 240, 200, 180, 160, 140, 120, 110, 100, 90, 80, 70, 60, 50, 40, 30, 25,
-             15, 8], start=1)),
-        effect_sd=0.4, base_rate_per_month=0.02,
-        individual={"male": 0.4, "age": -0.03}, municipal={"unemployment": -0.2}, top_k=5),
-}
-
-
-def preset(name: str) -> Preset:
-    """Return the named preset (tiny, dk-1999-2005)."""
-    if name == "dk-1999-2005":
-        return Preset(name=name, n_small=199, named_counts=_akf_counts(),
-                      time_unit="weeks", individual=DK_INDIVIDUAL, municipal=DK_MUNICIPAL,
-                      base_rate_per_month=0.0072)
-    if name not in PRESETS:
-        raise InputError(f"unknown preset; choose one of {sorted([*PRESETS, 'dk-1999-2005'])}",
-                         column="--preset")
-    return PRESETS[name]
-
-
-def _municipality_counts(p: Preset, rng: np.random.Generator) -> pd.Series:
-    counts = dict(p.named_counts)
-    if p.n_small:
-        total = _seed_facts()["dk_2006"]["spells_total"] if p.name.startswith("dk") else None
-        lo, hi = p.small_range
-        small = rng.integers(lo, hi + 1, size=p.n_small).astype(float)
-        if total is not None:  # spread the remaining spells over the small municipalities
-            rest = total - sum(counts.values())
-            small = np.clip(np.round(small * rest / small.sum()), 1, hi)
-            small[0] += rest - small.sum()
-        for i, n in enumerate(small.astype(int), start=1):
-            counts[f"Small {i:03d}"] = int(n)
-    series = pd.Series(counts, dtype=float)
-    return np.maximum(np.round(series * p.scale), 1).astype(int)
-
-
-def _persons(n: int, p: Preset, rng: np.random.Generator) -> pd.DataFrame:
-    """Individual covariates of the kinds AKF adjusted for (only those the preset uses)."""
-    df = pd.DataFrame({
-        "male": rng.binomial(1, 11815 / 23563, n),
-        "age": np.clip(rng.normal(31, 8, n), 18, 64).round(),
-        "children": rng.poisson(1.1, n),
-        "health_services": rng.poisson(2.0, n),
-        "permit_year": rng.integers(1999, 2005, n),
-        "deprived_area": rng.binomial(1, 0.3, n),
-        "residence": rng.choice(["refugee", "family_refugee", "family_other"], n,
-                                p=[0.51, 0.25, 0.24]),
-        "partner": rng.choice(["none", "immigrant", "danish"], n, p=[0.45, 0.4, 0.15]),
-        "language_track": rng.choice(["1", "2", "3"], n, p=[0.2, 0.5, 0.3]),
-        "origin": rng.choice(["middle_east", "africa", "former_yugoslavia", "asia", "other"], n,
-                             p=[0.4, 0.25, 0.15, 0.12, 0.08]),
-    })
-    return df
-
-
-def _linear_predictor(df: pd.DataFrame, coefs: dict[str, float]) -> np.ndarray:
-    eta = np.zeros(len(df))
-    for key, b in coefs.items():
-        if "[" in key:
-            var, level = key[:-1].split("[")
-            eta += b * (df[var].astype(str) == level).to_numpy()
+    def event_time(self, r: np.ndarray, start: np.ndarray, cohort: np.ndarray,
+                   uniform: np.ndarray) -> np.ndarray:
+        """T > start with S(T) / S(start) = ``uniform``, for S(t) = Psi(r G_c(t))."""
+        g_start = self.cumulative(start, cohort)
+        if self.link == "ph":
+            g = g_start - np.log(uniform) / r
         else:
-            eta += b * (df[key].to_numpy(float) - _REFERENCE.get(key, 0.0))
-    return eta
+            g = ((1.0 + r * g_start) / uniform - 1.0) / r
+        return self.inverse(g, cohort)
+
+    def rmst(self, eta: np.ndarray, cohort: np.ndarray, horizon: float) -> np.ndarray:
+        """Restricted mean survival time to ``horizon`` months of S = Psi(e^eta G_c)."""
+        if self.alpha is not None and self.link == "ph":
+            return rmst_weibull(eta + np.log(self.rate), self.alpha, horizon)
+        out = np.empty(len(eta))
+        for lo in range(0, len(eta), _CHUNK):
+            sl = slice(lo, lo + _CHUNK)
+            out[sl] = self._rmst_block(np.exp(eta[sl]), cohort[sl], horizon)
+        return out
+
+    def _rmst_block(self, r: np.ndarray, cohort: np.ndarray, horizon: float) -> np.ndarray:
+        knots = self.knots[self.knots < horizon]
+        knots = np.append(knots, horizon)
+        length = np.diff(knots)
+        g = np.stack([np.interp(knots, self.knots, v) for v in self.values])[cohort]
+        rg, slope = r[:, None] * g[:, :-1], r[:, None] * np.diff(g, axis=1) / length
+        tiny = slope * length < 1e-10
+        safe = np.where(tiny, 1.0, slope)
+        if self.link == "ph":
+            seg = np.exp(-rg) * np.where(tiny, length, -np.expm1(-safe * length) / safe)
+        else:
+            seg = np.where(tiny, length / (1 + rg), np.log1p(safe * length / (1 + rg)) / safe)
+        return seg.sum(axis=1)
 
 
-# Numeric covariates enter the true hazard relative to these values (the base rate's person).
-_REFERENCE = {"age": 30.0, "permit_year": 2001.5, "children": 1.0, "health_services": 2.0}
+def _survival(link: str, x: np.ndarray) -> np.ndarray:
+    return np.exp(-x) if link == "ph" else 1.0 / (1.0 + x)
 
 
-def _individual_columns(p: Preset) -> tuple[list[str], list[str]]:
-    names = sorted({k.split("[")[0] for k in p.individual}, key=list(_PERSON_ORDER).index)
-    categorical = [n for n in names if n in ("residence", "partner", "language_track", "origin")]
-    return names, categorical
+def weibull_median(p: Preset) -> float:
+    """Median months at reference covariates of the preset's Weibull baseline."""
+    return float((np.log(2.0) / p.base_rate_per_month) ** (1.0 / p.alpha))
 
 
-_PERSON_ORDER = ("male", "age", "children", "health_services", "permit_year", "deprived_area",
-                 "residence", "partner", "language_track", "origin")
+def make_baseline(p: Preset) -> Baseline:
+    """The uncalibrated baseline of a preset (``weibull`` or ``loglogistic``)."""
+    if p.baseline == "weibull":
+        return Baseline("ph", rate=p.base_rate_per_month, alpha=p.alpha)
+    if p.baseline != "loglogistic":
+        raise InputError("must be weibull or loglogistic", column="--baseline")
+    knots = np.concatenate([np.linspace(0.0, 120.0, 481), [240.0, 480.0, 1e5]])
+    values = (knots / weibull_median(p)) ** p.loglogistic_shape
+    return Baseline("po", knots=knots, values=values[None, :])
 
 
-def _municipal_table(names: list[str], p: Preset, rng: np.random.Generator) -> pd.DataFrame:
-    k = len(p.municipal)
-    z = rng.normal(size=(len(names), k))
-    table = pd.DataFrame(z, columns=list(p.municipal), index=pd.Index(names, name="municipality"))
-    # put municipal covariates on plausible raw scales (percent / per inhabitant)
-    raw_scales = {"unemployment": (6.0, 2.0), "third_country_share": (4.0, 2.0),
-                  "integration_share": (0.5, 0.2), "skilled_jobs_share": (40.0, 8.0),
-                  "jobs_per_capita": (0.45, 0.08)}
-    raw = table.copy()
-    for c in table:
-        m, s = raw_scales.get(c, (0.0, 1.0))
-        raw[c] = (m + s * table[c]).round(4)
-    return raw
+def calibrated_baseline(link: str, r: np.ndarray, cohort: np.ndarray, window: np.ndarray,
+                        table3: dict[str, list[float]]) -> Baseline:
+    """Per-cohort piecewise-linear G whose expected shares match ``table3``.
 
-
-def simulate_register(name: str, seed: int, **overrides: float | str) -> dict[str, pd.DataFrame]:
-    """Simulate a register from a preset.
+    Cell k of cohort c is the share of its persons with the outcome by the end of calendar
+    year c + k (the last cell: by the end of follow-up), i.e. within ``window[i, k - 1]``
+    months of person i's permit: between 12k and 12(k + 1) months, so cell k fixes the knot
+    at 12(k + 1) months given the earlier ones. Cell 1 fixes G(24) and G(12) = 0.4 G(24)
+    (a first-year hazard two thirds of the second-year one: the first year is mostly language
+    courses). Years after the last cell follow the year-on-year shape of the first cohort.
 
     Parameters
     ----------
-    name : str
-        Preset name: ``tiny`` or ``dk-1999-2005``.
-    seed : int
-        Seed of the local random generator.
-    **overrides
-        Preset fields to change (``effect_sd``, ``effect_dist``, ``scale``).
+    link : str
+        ``ph`` or ``po``.
+    r : numpy.ndarray
+        exp(eta) of each person (or of a random subsample).
+    cohort : numpy.ndarray
+        Cohort index of each person (0 = first key of ``table3``).
+    window : numpy.ndarray
+        Months from permit to the end of each cell's period, shape (persons, max cells).
+    table3 : dict
+        Percent with the outcome per cohort and cell.
 
     Returns
     -------
-    dict of pandas.DataFrame
-        ``spells`` (one row per episode), ``municipal`` (one row per municipality) and
-        ``truth`` (per municipality).
+    Baseline
+        Knots every 12 months to 10 years, then linear.
     """
-    p = replace(preset(name), **overrides)
-    rng = np.random.default_rng(seed)
-    counts = _municipality_counts(p, rng)
-    names = counts.index.tolist()
-    municipal = _municipal_table(names, p, rng)
-    zstd = (municipal - municipal.mean()) / municipal.std(ddof=0)
-    mu_z = zstd.to_numpy() @ np.array(list(p.municipal.values()))
-    u = _draw_effects(p, len(names), rng)
+    years = 10
+    knots = 12.0 * np.arange(years + 1)
+    steps = []
+    for c, targets in enumerate(table3.values()):
+        sel = cohort == c
+        steps.append(_solve_cohort(link, r[sel], window[sel], targets, knots))
+    ref = np.concatenate([steps[0], np.full(years - len(steps[0]), steps[0][-1])])
+    values = []
+    for inc in steps:
+        full = np.concatenate([inc, inc[-1] * ref[len(inc):] / ref[len(inc) - 1]])
+        values.append(np.concatenate([[0.0], np.cumsum(full)]))
+    values = np.array(values)
+    far = values[:, -1] + (values[:, -1] - values[:, -2]) * (1e5 - knots[-1]) / 12.0
+    return Baseline(link, knots=np.append(knots, 1e5), values=np.column_stack([values, far]))
 
-    origin = np.repeat(np.arange(len(names)), counts.to_numpy())
-    persons = _persons(len(origin), p, rng)
-    eta_x = _linear_predictor(persons, p.individual) + np.log(p.base_rate_per_month)
-    follow = rng.uniform(*p.follow_up, len(origin))
-    episodes = _episodes(origin, eta_x, mu_z + u, follow, counts.to_numpy(), p, rng)
-    spells = _spells_table(episodes, persons, names, p)
-    truth = _truth(episodes, persons, names, u, mu_z, eta_x, p)
-    return {"spells": spells, "municipal": municipal.reset_index(), "truth": truth}
+
+def _solve_cohort(link: str, r: np.ndarray, window: np.ndarray, targets: list[float],
+                  knots: np.ndarray) -> np.ndarray:
+    """Yearly increments of G for one cohort (penalised least squares, a few ms).
+
+    The published shares are rounded to whole percents, so fitting them exactly makes the
+    yearly hazards zigzag; a penalty on second differences of the log yearly increments keeps
+    them smooth while the shares stay within a few tenths of a point.
+    """
+    k = len(targets)
+
+    def increments(theta: np.ndarray) -> np.ndarray:
+        d = np.exp(theta)
+        return np.concatenate([[0.4 * d[0], 0.6 * d[0]], d[1:]])
+
+    def residuals(theta: np.ndarray) -> np.ndarray:
+        inc = increments(theta)
+        g = np.interp(window[:, :k], knots[:k + 2], np.concatenate([[0.0], np.cumsum(inc)]))
+        share = 100.0 * (1.0 - _survival(link, r[:, None] * g)).mean(axis=0)
+        return np.concatenate([share - targets, _SMOOTH * np.diff(np.log(inc[1:]), 2)])
+
+    start = np.log(-np.log1p(-targets[-1] / 100.0) / (k + 1) / np.median(r))
+    fit = least_squares(residuals, np.full(k, start), method="lm" if k > 1 else "trf")
+    return increments(fit.x)
+
+
+def _small_counts(n_small: int, rest: int, lo: int, hi: int,
+                  rng: np.random.Generator) -> np.ndarray:
+    w = rng.lognormal(0.0, 0.8, n_small)
+    x = np.clip(np.floor(w * rest / w.sum()), lo, hi)
+    while (diff := int(rest - x.sum())) != 0:  # spread the rounding remainder, within bounds
+        room = np.flatnonzero(x < hi if diff > 0 else x > lo)
+        idx = rng.choice(room, size=min(abs(diff), len(room)), replace=False)
+        x[idx] += np.sign(diff)
+    return x.astype(int)
+
+
+def municipality_counts(p: Preset, rng: np.random.Generator) -> pd.Series:
+    """Spells per municipality: named ones exact, small ones absorbing the rest of ``total``.
+
+    ``scale`` multiplies every count (and the total); the set of municipalities stays fixed.
+    """
+    counts = {k: max(round(v * p.scale), 1) for k, v in p.named_counts}
+    if p.n_small:
+        lo, hi = (max(round(b * p.scale), 1) for b in p.small_range)
+        if p.total is None:
+            small = rng.integers(lo, hi + 1, size=p.n_small)
+        else:
+            rest = round(p.total * p.scale) - sum(counts.values())
+            small = _small_counts(p.n_small, rest, lo, hi, rng)
+        counts.update({f"Small {i:03d}": int(n) for i, n in enumerate(small, start=1)})
+    return pd.Series(counts, dtype=int)
 
 
 def _draw_effects(p: Preset, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -217,86 +265,199 @@ def _draw_effects(p: Preset, n: int, rng: np.random.Generator) -> np.ndarray:
     return p.effect_sd * rng.normal(size=n)
 
 
-def _event_time(rate: np.ndarray, start: np.ndarray, alpha: float,
-                rng: np.random.Generator) -> np.ndarray:
-    """Draw T > start from a Weibull PH hazard alpha * rate * t^(alpha-1) by inversion."""
-    e = rng.exponential(size=len(rate))
-    return (start**alpha + e / rate) ** (1.0 / alpha)
+def simulate_register(name: str, seed: int, **overrides: float | str) -> dict[str, pd.DataFrame]:
+    """Simulate a register from a preset.
+
+    Parameters
+    ----------
+    name : str
+        Preset name: ``tiny``, ``dk-1999-2005`` or ``no-2012-2018``.
+    seed : int
+        Seed of the local random generator.
+    **overrides
+        Preset fields to change (``effect_sd``, ``effect_dist``, ``baseline``, ``scale``).
+
+    Returns
+    -------
+    dict of pandas.DataFrame
+        ``spells`` (one row per episode), ``municipal`` (one row per municipality), ``truth``
+        (per municipality) and ``truth_covariates`` (per covariate).
+
+    Examples
+    --------
+    >>> tables = simulate_register("tiny", seed=1)
+    >>> int(tables["spells"].groupby("municipality").size()["M01"])
+    420
+    """
+    p = replace(preset(name), **overrides)
+    rng = np.random.default_rng(seed)
+    counts = municipality_counts(p, rng)
+    names = counts.index.tolist()
+    municipal = municipal_table(names, counts.to_numpy(), p, rng)
+    mu_z = municipal_eta(municipal, p)
+    u = _draw_effects(p, len(names), rng)
+    origin = np.repeat(np.arange(len(names)), counts.to_numpy())
+    persons, follow = person_table(p, rng.normal(size=len(names))[origin], rng)
+    eta_x = linear_predictor(persons, p.individual)
+    cohort, base = _baseline_for(p, persons, follow, eta_x + (mu_z + u)[origin], rng)
+    episodes = _episodes(origin, eta_x, mu_z + u, follow, cohort, base, p, rng)
+    spells = _spells_table(episodes, persons, names, p, rng)
+    truth = _truth(episodes, eta_x, cohort, names, u, mu_z, base, p)
+    return {"spells": spells, "municipal": municipal.reset_index(), "truth": truth,
+            "truth_covariates": covariate_truth(municipal, p)}
+
+
+def _baseline_for(p: Preset, persons: pd.DataFrame, follow: np.ndarray,
+                  eta: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, Baseline]:
+    if not p.calibrated:
+        return np.zeros(len(eta), np.intp), make_baseline(p)
+    if p.baseline not in ("weibull", "loglogistic"):
+        raise InputError("must be weibull or loglogistic", column="--baseline")
+    table3 = seed_facts()["dk_2006"]["table3_cumulative_pct_by_permit_year"]
+    year = persons["permit_year"].to_numpy()
+    cohort = (year - int(min(table3))).astype(np.intp)
+    sub = rng.permutation(len(eta))[:120_000]  # the root finding needs no more persons
+    window = cell_windows(follow[sub], year[sub], max(len(v) for v in table3.values()))
+    link = "ph" if p.baseline == "weibull" else "po"
+    return cohort, calibrated_baseline(link, np.exp(eta[sub]), cohort[sub], window, table3)
+
+
+def cell_windows(follow: np.ndarray, permit_year: np.ndarray, cells: int) -> np.ndarray:
+    """Months from permit to the end of calendar year permit_year + k, k = 1..cells.
+
+    Capped at the end of follow-up (``follow`` months after the permit).
+    """
+    k = np.arange(1, cells + 1)
+    short = 12.0 * np.maximum(0.0, DK_END_OF_FOLLOW_UP - permit_year[:, None] - 1 - k)
+    return follow[:, None] - short
+
+
+def stratified_uniforms(groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Uniform(0, 1) draws stratified within each group (one per 1/n-th of the interval).
+
+    Each draw is uniform; within a group they cover (0, 1) evenly, which removes most of the
+    sampling noise of group-level shares (table 3 by permit year) without changing the model.
+    """
+    n = len(groups)
+    order = np.lexsort((rng.random(n), groups))
+    sizes = np.bincount(groups)
+    rank = np.empty(n)
+    rank[order] = np.arange(n) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    return (rank + 1.0 - rng.random(n)) / sizes[groups]
+
+
+def _replace_stayers(origin: np.ndarray, movers: np.ndarray, dest: np.ndarray,
+                     n_munis: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Pick one random non-mover of the destination per arrival (vectorised).
+
+    Returns the persons removed and which movers found a stayer to replace.
+    """
+    stayer = np.ones(len(origin), bool)
+    stayer[movers] = False
+    s_idx = np.flatnonzero(stayer)
+    s_sorted = s_idx[np.lexsort((rng.random(len(s_idx)), origin[s_idx]))]
+    first = np.searchsorted(origin[s_sorted], np.arange(n_munis))
+    available = np.bincount(origin[s_sorted], minlength=n_munis)
+    order = np.argsort(dest, kind="stable")
+    d_sorted = dest[order]
+    rank = np.arange(len(dest)) - np.searchsorted(d_sorted, np.arange(n_munis))[d_sorted]
+    ok_sorted = rank < available[d_sorted]
+    removed = s_sorted[first[d_sorted[ok_sorted]] + rank[ok_sorted]]
+    ok = np.empty(len(dest), bool)
+    ok[order] = ok_sorted
+    return removed, ok
 
 
 def _episodes(origin: np.ndarray, eta_x: np.ndarray, muni_eta: np.ndarray, follow: np.ndarray,
-              counts: np.ndarray, p: Preset, rng: np.random.Generator) -> pd.DataFrame:
-    n = len(origin)
-    t_origin = _event_time(np.exp(eta_x + muni_eta[origin]), np.zeros(n), p.alpha, rng)
-    move_at = rng.uniform(1.0, follow)
-    wants = rng.random(n) < p.mover_share * 1.6  # not everyone is still at risk at the move
-    mover = wants & (t_origin > move_at) & (move_at < follow)
-    mover_idx = np.flatnonzero(mover)
-    dest = rng.choice(len(counts), size=len(mover_idx), p=counts / counts.sum())
-    same = dest == origin[mover_idx]
-    dest[same] = (dest[same] + 1) % len(counts)
+              cohort: np.ndarray, base: Baseline, p: Preset,
+              rng: np.random.Generator) -> pd.DataFrame:
+    n, n_munis = len(origin), len(muni_eta)
+    t_origin = base.event_time(np.exp(eta_x + muni_eta[origin]), np.zeros(n), cohort,
+                               stratified_uniforms(cohort, rng))
+    move_at = rng.uniform(1.0, np.maximum(follow, 1.0))
+    at_risk = (t_origin > move_at) & (move_at < follow)
+    # movers are a share of the spells; only persons still at risk at the move can move
+    q = min(1.0, p.mover_share * n / max(at_risk.sum(), 1))
+    movers = np.flatnonzero(at_risk & (rng.random(n) < q))
+    counts = np.bincount(origin, minlength=n_munis)
+    dest = rng.choice(n_munis, size=len(movers), p=counts / counts.sum())
+    same = dest == origin[movers]
+    dest[same] = (dest[same] + 1 + rng.integers(0, n_munis - 1, same.sum())) % n_munis
+    removed, ok = _replace_stayers(origin, movers, dest, n_munis, rng)
+    movers, dest = movers[ok], dest[ok]
     keep = np.ones(n, bool)
-    # each arrival replaces one random non-moving person of the destination: counts stay exact
-    stayers = {m: list(rng.permutation(np.flatnonzero((origin == m) & ~mover)))
-               for m in np.unique(dest)}
-    ok = np.ones(len(mover_idx), bool)
-    for j, m in enumerate(dest):
-        if stayers[m]:
-            keep[stayers[m].pop()] = False
-        else:
-            ok[j] = False
-    mover_idx, dest = mover_idx[ok], dest[ok]
-    mover[:] = False
-    mover[mover_idx] = True
-    t_dest = _event_time(np.exp(eta_x[mover_idx] + muni_eta[dest]), move_at[mover_idx],
-                         p.alpha, rng)
-    first_exit = np.where(mover, move_at, np.minimum(t_origin, follow))
+    keep[removed] = False
+    moved = np.zeros(n, bool)
+    moved[movers] = True
+    t_dest = base.event_time(np.exp(eta_x[movers] + muni_eta[dest]), move_at[movers],
+                             cohort[movers], 1.0 - rng.random(len(movers)))
     first = pd.DataFrame({"person": np.arange(n), "muni": origin, "start": 0.0,
-                          "stop": first_exit, "event": (~mover & (t_origin <= follow)).astype(int)})
-    second = pd.DataFrame({"person": mover_idx, "muni": dest, "start": move_at[mover_idx],
-                           "stop": np.minimum(t_dest, follow[mover_idx]),
-                           "event": (t_dest <= follow[mover_idx]).astype(int)})
+                          "stop": np.where(moved, move_at, np.minimum(t_origin, follow)),
+                          "event": (~moved & (t_origin <= follow)).astype(int)})
+    second = pd.DataFrame({"person": movers, "muni": dest, "start": move_at[movers],
+                           "stop": np.minimum(t_dest, follow[movers]),
+                           "event": (t_dest <= follow[movers]).astype(int)})
     out = pd.concat([first[keep], second], ignore_index=True)
     return out.sort_values(["person", "start"], kind="stable").reset_index(drop=True)
 
 
-def _spells_table(ep: pd.DataFrame, persons: pd.DataFrame, names: list[str],
-                  p: Preset) -> pd.DataFrame:
-    cols, _ = _individual_columns(p)
-    per_month = {"months": 1.0, "weeks": 52.0 / 12.0}[p.time_unit]
-    start, stop = ep["start"] * per_month, ep["stop"] * per_month
-    if p.time_unit == "weeks":  # registers count whole weeks; an episode lasts at least one
-        start = np.floor(start)
-        stop = np.maximum(np.ceil(stop), start + 1)
+def _outcome_labels(ep: pd.DataFrame, persons: pd.DataFrame, p: Preset,
+                    rng: np.random.Generator) -> np.ndarray:
+    person = ep["person"].to_numpy()
+    if "male" in persons:
+        male = persons["male"].to_numpy()[person]
+    elif "female" in persons:
+        male = 1 - persons["female"].to_numpy()[person]
     else:
-        start, stop = start.round(3), np.maximum(stop.round(3), start + 0.001)
-    out = pd.DataFrame({"person_id": ep["person"] + 1,
-                        "municipality": np.asarray(names, dtype=object)[ep["muni"]],
-                        "start": start, "stop": stop, "event": ep["event"]})
-    return pd.concat([out, persons.loc[ep["person"], cols].reset_index(drop=True)], axis=1)
+        male = np.zeros(len(ep), int)
+    education = rng.random(len(ep)) < np.asarray(p.education_share)[male]
+    labels = np.where(education, p.outcome_labels[1], p.outcome_labels[0]).astype(object)
+    return np.where(ep["event"].to_numpy() == 1, labels, "none")
 
 
-def _truth(ep: pd.DataFrame, persons: pd.DataFrame, names: list[str], u: np.ndarray,
-           mu_z: np.ndarray, eta_x: np.ndarray, p: Preset) -> pd.DataFrame:
-    eta0 = eta_x[ep["person"]] + mu_z[ep["muni"]]
-    codes = ep["muni"].to_numpy()
-    observed = rmst_weibull(eta0 + u[codes], p.alpha, p.horizon_months)
-    expected = rmst_weibull(eta0, p.alpha, p.horizon_months)
+def _spells_table(ep: pd.DataFrame, persons: pd.DataFrame, names: list[str], p: Preset,
+                  rng: np.random.Generator) -> pd.DataFrame:
+    cols = individual_columns(p)[0] + [c for c in p.register_columns if c in persons]
+    per_month = {"months": 1.0, "weeks": 52.0 / 12.0}[p.time_unit]
+    start, stop = ep["start"].to_numpy() * per_month, ep["stop"].to_numpy() * per_month
+    if p.time_unit == "weeks":  # registers count whole weeks; an episode lasts at least one
+        start = np.round(start)
+        stop = np.maximum(np.round(stop), start + 1)
+    else:
+        start = start.round(3)
+        stop = np.maximum(stop.round(3), start + 0.001)
+    out = pd.DataFrame({"person_id": ep["person"].to_numpy() + 1,
+                        "municipality": np.asarray(names, dtype=object)[ep["muni"].to_numpy()],
+                        "start": start, "stop": stop, "event": ep["event"].to_numpy(),
+                        "outcome": _outcome_labels(ep, persons, p, rng)})
+    return pd.concat([out, persons[cols].iloc[ep["person"].to_numpy()].reset_index(drop=True)],
+                     axis=1)
+
+
+def _truth(ep: pd.DataFrame, eta_x: np.ndarray, cohort: np.ndarray, names: list[str],
+           u: np.ndarray, mu_z: np.ndarray, base: Baseline, p: Preset) -> pd.DataFrame:
+    person, codes = ep["person"].to_numpy(), ep["muni"].to_numpy()
+    eta0 = eta_x[person] + mu_z[codes]
+    observed = base.rmst(eta0 + u[codes], cohort[person], p.horizon_months)
+    expected = base.rmst(eta0, cohort[person], p.horizon_months)
     n = np.bincount(codes, minlength=len(names))
-    effect = (np.bincount(codes, weights=observed - expected, minlength=len(names)) / n)
+    obs_m = np.bincount(codes, weights=observed, minlength=len(names)) / n
+    exp_m = np.bincount(codes, weights=expected, minlength=len(names)) / n
+    effect = obs_m - exp_m
     rank = pd.Series(effect).rank(method="first").astype(int).to_numpy()
     k = p.top_k
     return pd.DataFrame({
         "municipality": names, "n_spells": n, "true_log_hr": u,
-        "true_effect_months": effect, "true_rank": rank,
+        "true_effect_months": effect, "true_observed_months": obs_m,
+        "true_expected_months": exp_m, "true_rank": rank,
         f"true_top{k}": rank <= k, f"true_bottom{k}": rank > len(names) - k,
     })
 
 
 def spec_for(p: Preset, out_files: dict[str, str]) -> dict:
     """The spec.toml content that fits a simulated register."""
-    individual, categorical = _individual_columns(p)
-    return {
+    individual, categorical = individual_columns(p)
+    spec = {
         "data": {"group": "municipality", "time": "stop", "event": "event", "entry": "start",
                  "time_unit": p.time_unit, "municipal_table": out_files["municipal"]},
         "covariates": {"individual": individual, "categorical": categorical,
@@ -304,14 +465,21 @@ def spec_for(p: Preset, out_files: dict[str, str]) -> dict:
         "outcome": {"horizon_months": p.horizon_months},
         "ranking": {"top_k": p.top_k},
     }
+    if p.named_counts and p.n_small and p.name.startswith("dk"):
+        spec["ranking"]["subset"] = [k for k, _ in p.named_counts]
+    return spec
 
 
 def write_register(name: str, seed: int, out: str | Path, **overrides: float | str) -> Path:
-    """Simulate and write spells.csv, municipal.csv, truth.csv and spec.toml to ``out``."""
+    """Simulate and write a register to ``out``.
+
+    Files: spells.csv, municipal.csv, truth.csv, truth_covariates.csv and spec.toml.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tables = simulate_register(name, seed, **overrides)
-    files = {"spells": "spells.csv", "municipal": "municipal.csv", "truth": "truth.csv"}
+    files = {"spells": "spells.csv", "municipal": "municipal.csv", "truth": "truth.csv",
+             "truth_covariates": "truth_covariates.csv"}
     for key, fname in files.items():
         tables[key].to_csv(out / fname, index=False)
     p = replace(preset(name), **overrides)

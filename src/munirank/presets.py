@@ -1,0 +1,268 @@
+"""What simulated registers look like: presets, true coefficients and person generators.
+
+Presets
+-------
+``tiny``
+    20 municipalities (M01..M20), Weibull PH, three covariates; for tests and examples.
+``dk-1999-2005``
+    The Danish register behind the AKF 2006 benchmark (INFO no. 1, June 2006): 23,563 spells,
+    permits 1999-2004 followed to week 50 of 2005, time in weeks, the 72 ranked municipalities
+    with their published spell counts and 199 small ones (271 pre-2007 municipalities). The
+    baseline is calibrated per permit year to the published table 3 (see
+    :mod:`munirank.simulate`).
+``no-2012-2018``
+    A Norwegian introduction-programme register in the spirit of the IMDi 2019 report: about
+    45,000 participants starting 2012-2018, 356 municipalities (Oslo large), time in months
+    since programme start, outcome work or education, followed to the end of 2019, and a
+    municipal indicator ``efficiency_network`` (KS efficiency network, about a third of the
+    municipalities) with a true log hazard ratio of 0.10 per unit.
+
+True coefficients are log hazard ratios: individual ones per unit of the raw column (relative
+to a reference value, ``level[x]`` for a categorical level against the first level);
+municipal ones per standard deviation over municipalities, except the 0/1 columns named in
+``Preset.municipal_binary``, which are per unit.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+
+from munirank.errors import InputError
+
+
+@dataclass(frozen=True)
+class Preset:
+    """What a simulated register looks like (every field can be overridden by name)."""
+
+    name: str
+    n_small: int = 0                      # extra small municipalities besides the named ones
+    named_counts: tuple[tuple[str, int], ...] = ()
+    small_range: tuple[int, int] = (5, 79)
+    total: int | None = None              # exact spell total at scale 1 (small ones absorb)
+    effect_sd: float = 0.3
+    effect_dist: str = "normal"           # normal or student_t (nu = 4, unit variance)
+    baseline: str = "weibull"             # weibull (PH) or loglogistic (proportional odds)
+    alpha: float = 1.1                    # Weibull shape
+    loglogistic_shape: float = 1.5        # kappa of the log-logistic baseline odds
+    base_rate_per_month: float = 0.0105   # Weibull rate at reference covariates
+    calibrated: bool = False              # baseline per permit year fitted to table 3
+    mover_share: float = 0.10             # target share of spells that are mover episodes
+    persons: str = "dk"                   # person generator: dk or no
+    composition_sd: float = 0.0           # municipal differences in who lives there
+    time_unit: str = "months"
+    horizon_months: float = 48.0
+    individual: dict[str, float] = field(default_factory=dict)
+    municipal: dict[str, float] = field(default_factory=dict)
+    municipal_binary: tuple[str, ...] = ()
+    education_share: tuple[float, float] = (0.088, 0.075)  # among events: women, men
+    outcome_labels: tuple[str, str] = ("self_support", "education")
+    register_columns: tuple[str, ...] = ()  # person columns written besides the covariates
+    scale: float = 1.0
+    top_k: int = 10
+
+
+def seed_facts() -> dict:
+    """The published national figures bundled with the package (``seed_facts.json``)."""
+    return json.loads((resources.files("munirank.bundled") / "seed_facts.json").read_text())
+
+
+def akf_counts() -> tuple[tuple[str, int], ...]:
+    """The 72 municipalities AKF ranked and their published spell counts."""
+    table = pd.read_csv(resources.files("munirank.bundled") / "akf2006_table4.csv")
+    return tuple(zip(table["municipality"], table["n_spells"].astype(int), strict=True))
+
+
+# Cohort differences in the dk preset come from the calibrated baseline, hence permit_year 0.
+DK_INDIVIDUAL = {
+    "male": 0.48, "age": -0.025, "children": -0.08, "health_services": -0.06,
+    "permit_year": 0.0, "deprived_area": -0.20,
+    "residence[family_refugee]": -0.10, "residence[family_other]": 0.25,
+    "partner[immigrant]": -0.10, "partner[danish]": 0.30,
+    "language_track[1]": -0.45, "language_track[3]": 0.30,
+    "origin[africa]": -0.25, "origin[former_yugoslavia]": 0.15, "origin[asia]": 0.10,
+    "origin[other]": 0.20,
+}
+DK_MUNICIPAL = {
+    "unemployment": -0.32, "third_country_share": -0.08, "integration_share": -0.13,
+    "skilled_jobs_share": 0.16, "jobs_per_capita": 0.24,
+}
+# Permit-year shares of persons: permits fell after the 2002 reform.
+DK_PERMIT_YEARS = {1999: 0.22, 2000: 0.21, 2001: 0.20, 2002: 0.15, 2003: 0.12, 2004: 0.10}
+DK_END_OF_FOLLOW_UP = 2005 + 49.5 / 52.18  # week 50 of 2005, in years
+
+NO_INDIVIDUAL = {
+    "female": -0.11, "age": -0.02, "family_reunified": 0.10, "children": -0.05,
+    "start_year": 0.02,
+    "education[none]": -0.35, "education[primary]": -0.15, "education[higher]": 0.20,
+}
+NO_MUNICIPAL = {"efficiency_network": 0.10, "unemployment": -0.10, "centrality": 0.10,
+                "refugees_per_capita": -0.05}
+NO_NAMED = (("Oslo", 4200), ("Bergen", 1700), ("Trondheim", 1300), ("Stavanger", 1000),
+            ("Bærum", 700), ("Kristiansand", 800), ("Drammen", 750), ("Fredrikstad", 650),
+            ("Tromsø", 500), ("Sandnes", 500))
+
+# Numeric covariates enter the true hazard relative to these values (the base rate's person).
+REFERENCE = {"age": 30.0, "permit_year": 2001.5, "children": 1.0, "health_services": 2.0,
+             "start_year": 2015.0}
+CATEGORICAL = ("residence", "partner", "language_track", "origin", "permit_year", "education")
+PERSON_ORDER = ("male", "female", "age", "children", "health_services", "permit_year",
+                "start_year", "deprived_area", "family_reunified", "residence", "partner",
+                "language_track", "origin", "education")
+
+PRESETS: dict[str, Preset] = {
+    "tiny": Preset(
+        name="tiny", named_counts=tuple((f"M{i:02d}", n) for i, n in enumerate(
+            [420, 300, 240, 200, 180, 160, 140, 120, 110, 100, 90, 80, 70, 60, 50, 40, 30, 25,
+             15, 8], start=1)),
+        effect_sd=0.4, base_rate_per_month=0.02,
+        individual={"male": 0.4, "age": -0.03}, municipal={"unemployment": -0.2}, top_k=5),
+    "no-2012-2018": Preset(
+        name="no-2012-2018", n_small=346, named_counts=NO_NAMED, small_range=(5, 400),
+        total=45000, effect_sd=0.25, alpha=2.0, base_rate_per_month=np.log(2) / 36.0**2,
+        mover_share=0.05, persons="no", composition_sd=0.3, individual=NO_INDIVIDUAL,
+        municipal=NO_MUNICIPAL, municipal_binary=("efficiency_network",),
+        education_share=(0.30, 0.25), outcome_labels=("work", "education")),
+}
+
+
+def preset(name: str) -> Preset:
+    """Return the named preset: ``tiny``, ``dk-1999-2005`` or ``no-2012-2018``."""
+    if name == "dk-1999-2005":
+        dk = seed_facts()["dk_2006"]
+        return Preset(name=name, n_small=199, named_counts=akf_counts(), total=dk["spells_total"],
+                      time_unit="weeks", individual=DK_INDIVIDUAL, municipal=DK_MUNICIPAL,
+                      calibrated=True, composition_sd=2.0, effect_sd=0.4,
+                      register_columns=("permit_week",),
+                      mover_share=dk["movers_share_approx"])
+    if name not in PRESETS:
+        raise InputError(f"unknown preset; choose one of {sorted([*PRESETS, 'dk-1999-2005'])}",
+                         column="--preset")
+    return PRESETS[name]
+
+
+def dk_persons(comp: np.ndarray, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
+    """Persons of the Danish register and their follow-up in months.
+
+    ``comp`` is each person's municipal composition shift: municipalities differ in how many
+    of their refugees live in deprived areas, take the slowest language track, are older or
+    come from Africa (AKF's covariates explain most between-municipality variation).
+    """
+    n = len(comp)
+    years = np.array(list(DK_PERMIT_YEARS))
+    permit_year = rng.choice(years, n, p=np.array(list(DK_PERMIT_YEARS.values())))
+    fraction = rng.random(n)  # of the permit year gone by at the permit
+    permit_time = permit_year + fraction
+    track = 0.8 * comp + rng.normal(size=n)
+    africa = rng.random(n) < expit(-1.1 + 0.6 * comp)
+    other = rng.choice(["middle_east", "former_yugoslavia", "asia", "other"], n,
+                       p=[0.53, 0.2, 0.16, 0.11])
+    df = pd.DataFrame({
+        "male": rng.binomial(1, 11815 / 23563, n),
+        "age": np.clip(rng.normal(31 + 2.0 * comp, 8), 18, 64).round(),
+        "children": rng.poisson(1.1, n),
+        "health_services": rng.poisson(2.0, n),
+        "permit_year": permit_year,
+        "permit_week": np.minimum(np.floor(fraction * 52.18) + 1, 52).astype(int),
+        "deprived_area": rng.binomial(1, expit(-0.9 + 1.0 * comp)),
+        "residence": rng.choice(["refugee", "family_refugee", "family_other"], n,
+                                p=[0.51, 0.25, 0.24]),
+        "partner": rng.choice(["none", "immigrant", "danish"], n, p=[0.45, 0.4, 0.15]),
+        "language_track": np.where(track > 0.9, "1", np.where(track < -0.45, "3", "2")),
+        "origin": np.where(africa, "africa", other),
+    })
+    return df, (DK_END_OF_FOLLOW_UP - permit_time) * 12.0
+
+
+def no_persons(comp: np.ndarray, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
+    """Introduction-programme participants (Norway) and their follow-up in months."""
+    n = len(comp)
+    start = 2012 + 7 * rng.random(n)
+    edu = 0.7 * comp + rng.normal(size=n)
+    df = pd.DataFrame({
+        "female": rng.binomial(1, 0.5, n),
+        "age": np.clip(rng.normal(30 + 1.5 * comp, 8), 18, 55).round(),
+        "children": rng.poisson(1.2, n),
+        "start_year": np.floor(start).astype(int),
+        "family_reunified": rng.binomial(1, 0.3, n),
+        "education": np.select([edu > 1.1, edu > 0.2, edu < -1.0],
+                               ["none", "primary", "higher"], "secondary"),
+    })
+    return df, (2020.0 - start) * 12.0
+
+
+PERSON_GENERATORS = {"dk": dk_persons, "no": no_persons}
+
+
+def person_table(p: Preset, comp: np.ndarray,
+                 rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
+    """Persons (one row each) and follow-up in months, from the preset's generator."""
+    return PERSON_GENERATORS[p.persons](comp * p.composition_sd, rng)
+
+
+def individual_columns(p: Preset) -> tuple[list[str], list[str]]:
+    """The individual covariate columns of a preset and which of them are categorical."""
+    names = sorted({k.split("[")[0] for k in p.individual}, key=PERSON_ORDER.index)
+    return names, [n for n in names if n in CATEGORICAL]
+
+
+_RAW_SCALES = {"unemployment": (6.0, 2.0), "third_country_share": (4.0, 2.0),
+               "integration_share": (0.5, 0.2), "skilled_jobs_share": (40.0, 8.0),
+               "jobs_per_capita": (0.45, 0.08), "centrality": (3.0, 1.5),
+               "refugees_per_capita": (1.0, 0.4)}
+
+
+def municipal_table(names: list[str], counts: np.ndarray, p: Preset,
+                    rng: np.random.Generator) -> pd.DataFrame:
+    """Municipal covariates on plausible raw scales (percent, per inhabitant, 0/1)."""
+    z = pd.DataFrame(rng.normal(size=(len(names), len(p.municipal))), columns=list(p.municipal),
+                     index=pd.Index(names, name="municipality"))
+    raw = z.copy()
+    for c in z:
+        if c in p.municipal_binary:  # larger, more central municipalities join networks more
+            size = (np.log(counts) - np.log(counts).mean()) / np.log(counts).std()
+            lean = z.get("centrality", 0.0) * 0.6 + 0.4 * size
+            raw[c] = rng.binomial(1, expit(-0.8 + lean)).astype(int)
+        else:
+            m, s = _RAW_SCALES.get(c, (0.0, 1.0))
+            raw[c] = (m + s * z[c]).round(4)
+    return raw
+
+
+def municipal_eta(municipal: pd.DataFrame, p: Preset) -> np.ndarray:
+    """True municipal part of the log hazard: gamma per SD (per unit for 0/1 columns)."""
+    eta = np.zeros(len(municipal))
+    for c, g in p.municipal.items():
+        x = municipal[c].to_numpy(float)
+        x = x - x.mean()
+        eta += g * (x if c in p.municipal_binary else x / x.std())
+    return eta
+
+
+def linear_predictor(df: pd.DataFrame, coefs: dict[str, float]) -> np.ndarray:
+    """Individual part of the true log hazard."""
+    eta = np.zeros(len(df))
+    for key, b in coefs.items():
+        if "[" in key:
+            var, level = key[:-1].split("[")
+            eta += b * (df[var].astype(str) == level).to_numpy()
+        else:
+            eta += b * (df[key].to_numpy(float) - REFERENCE.get(key, 0.0))
+    return eta
+
+
+def covariate_truth(municipal: pd.DataFrame, p: Preset) -> pd.DataFrame:
+    """True log hazard ratios per covariate, per unit and per SD (``truth_covariates.csv``)."""
+    rows = [{"covariate": k, "kind": "individual", "true_log_hr_per_unit": b}
+            for k, b in p.individual.items()]
+    for c, g in p.municipal.items():
+        sd = float(municipal[c].std(ddof=0))
+        per_unit = g if c in p.municipal_binary else g / sd
+        rows.append({"covariate": c, "kind": "municipal", "true_log_hr_per_unit": per_unit,
+                     "sd": sd, "true_log_hr_per_sd": per_unit * sd})
+    return pd.DataFrame(rows)
