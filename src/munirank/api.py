@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import xarray as xr
 
-from munirank import diagnostics, outputs, ppc, summaries
+from munirank import diagnostics, disclosure, outputs, ppc, summaries, validate
 from munirank.data import data_hash, load_episodes
 from munirank.errors import InputError
 from munirank.fit import sample_posterior
@@ -76,7 +76,8 @@ def _resolve_spec(spec: str | Path | Spec) -> tuple[Spec, str]:
 def fit(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
         draws: int | None = None, tune: int | None = None, chains: int | None = None,
         seed: int | None = None, sampler: str | None = None, method: str | None = None,
-        ci_prob: float | None = None, progressbar: bool = True) -> FitResult:
+        ci_prob: float | None = None, min_cell: int | None = None,
+        progressbar: bool = True) -> FitResult:
     """Fit the partially pooled Weibull model and write the results (``munirank fit``).
 
     Parameters
@@ -90,6 +91,8 @@ def fit(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
         run.json. Written only when complete.
     draws, tune, chains, seed, sampler, method, ci_prob : optional
         Override the spec's ``[sampling]`` settings.
+    min_cell : int, optional
+        Override the spec's ``[disclosure] min_cell``: smaller counts are blanked.
     progressbar : bool
         Show sampling progress.
 
@@ -107,13 +110,17 @@ def fit(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
     spec_obj, spec_file = _resolve_spec(spec)
     spec_obj = spec_obj.with_sampling(draws=draws, tune=tune, chains=chains, seed=seed,
                                       sampler=sampler, method=method, ci_prob=ci_prob)
+    if min_cell is not None:
+        spec_obj = replace(spec_obj, disclosure=replace(spec_obj.disclosure, min_cell=min_cell))
     from munirank.spec import check_spec
 
     check_spec(spec_obj, file=spec_file)
+    validate.check_encoding(spec_obj, file=spec_file)
     episodes = load_episodes(data, spec_obj)
     t_data = time.perf_counter()
     model = create_model(episodes, spec_obj.model)
-    tree, timing = sample_posterior(model, spec_obj.sampling, progressbar=progressbar)
+    with outputs.interruptible():  # nutpie returns truncated draws on Ctrl-C: never use them
+        tree, timing = sample_posterior(model, spec_obj.sampling, progressbar=progressbar)
     t_sampled = time.perf_counter()
     posterior = tree["posterior"].dataset
     diag = diagnostics.convergence(tree, var_names=list(PARAMETERS))
@@ -132,6 +139,7 @@ def fit(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
     timings = {"read_validate_seconds": t_data - t_start, **timing,
                "effects_ranks_seconds": t_end - t_sampled, "wall_seconds": t_end - t_start}
     result_tree = _result_tree(tree, derived)
+    disclosure.check_aggregate(result_tree)
     run = {"command": " ".join(sys.argv), "seed": s.seed, "spec_file": spec_file,
            "spec": spec_to_dict(spec_obj), "spec_hash": spec_hash(spec_obj),
            "data_file": str(data), "data_hash": data_hash(data), "versions": outputs.versions(),

@@ -1,7 +1,8 @@
 """The ``munirank`` command line (DESIGN.md section 4).
 
 Exit codes: 0 ok; 2 bad input or usage (one line on stderr, nothing written); 3 fitted but
-not converged (outputs written and flagged) unless ``--allow-unconverged``.
+not converged (outputs written and flagged) unless ``--allow-unconverged``; 130 (SIGINT) or
+143 (SIGTERM) interrupted, nothing written.
 """
 
 from __future__ import annotations
@@ -74,12 +75,11 @@ def _print_ranking(table, k: int, n: int = 5) -> None:  # noqa: ANN001
 def _cmd_fit(args: argparse.Namespace) -> int:
     from munirank.api import fit
 
-    spec = _spec_with_min_cell(args)
-    result = fit(args.data, spec=spec, out=args.out, draws=args.draws, tune=args.tune,
+    result = fit(args.data, spec=args.spec, out=args.out, draws=args.draws, tune=args.tune,
                  chains=args.chains, seed=args.seed, sampler=args.sampler, method=args.method,
-                 ci_prob=args.ci_prob, progressbar=not args.quiet)
+                 ci_prob=args.ci_prob, min_cell=args.min_cell, progressbar=not args.quiet)
     d = result.diagnostics
-    _print_ranking(result.municipalities, spec.ranking.top_k)
+    _print_ranking(result.municipalities, result.municipalities.attrs["top_k"])
     print(f"R-hat max {d['rhat_max']:.3f}, bulk ESS min {d['ess_bulk_min']:.0f}, "
           f"divergences {d['divergences']}, wall {d['wall_seconds']:.1f} s -> {result.out}")
     if not result.converged:
@@ -172,16 +172,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the command; return the exit code."""
+    from munirank.outputs import interruptible
+
     try:
         args = build_parser().parse_args(argv)
         func: Callable[[argparse.Namespace], int] = args.func
-        return func(args)
+        with interruptible():  # SIGTERM ends a run like Ctrl-C: cleaned up, nothing written
+            return func(args)
     except InputError as err:
         print(f"munirank: error: {err}", file=sys.stderr)
         return EXIT_INPUT
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         print("munirank: interrupted; no output written", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return 128 + getattr(err, "signum", EXIT_INTERRUPTED - 128)
 
 
 def main() -> None:

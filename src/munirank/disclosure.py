@@ -3,11 +3,49 @@
 A count below ``min_cell`` (default 5) is blank and the row is flagged ``small_cell``. The
 number of events is also blanked when the number of spells without the event is below
 ``min_cell``, since it could be derived from the two.
+
+Saved posteriors hold draws per municipality and per covariate only: every dimension of
+every array must be on an allow-list, so a per-person array (dim ``episode``, or a
+pointwise log-likelihood) cannot reach ``posterior.nc`` by accident.
 """
 
 from __future__ import annotations
 
 import pandas as pd
+import xarray as xr
+
+from munirank.errors import DisclosureError
+
+AGGREGATE_DIMS = frozenset({"chain", "draw", "municipality", "subset_municipality",
+                            "covariate", "municipal_covariate"})
+PERSON_GROUPS = frozenset({"constant_data", "observed_data", "log_likelihood",
+                           "posterior_predictive", "prior_predictive", "predictions"})
+
+
+def check_aggregate(tree: xr.DataTree) -> None:
+    """Refuse a tree that could hold per-person data.
+
+    Parameters
+    ----------
+    tree : xarray.DataTree
+        What is about to be saved.
+
+    Raises
+    ------
+    DisclosureError
+        If a group is one of the per-person groups of ArviZ (``constant_data``,
+        ``observed_data``, ``log_likelihood``, ...) or an array has a dimension outside
+        :data:`AGGREGATE_DIMS`.
+    """
+    for node in tree.subtree:
+        if node.name in PERSON_GROUPS:
+            raise DisclosureError(f"group {node.path!r} holds per-person data; not saved")
+        for name, array in node.dataset.variables.items():
+            extra = set(array.dims) - AGGREGATE_DIMS
+            if extra:
+                raise DisclosureError(
+                    f"{node.path}/{name} has dims {sorted(extra)} outside the aggregate "
+                    f"dims {sorted(AGGREGATE_DIMS)}; not saved")
 
 
 def blank_small_counts(table: pd.DataFrame, *, min_cell: int = 5,

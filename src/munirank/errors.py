@@ -40,8 +40,27 @@ class InputError(ValueError):
             shown = ", ".join(str(r) for r in self.rows[:5])
             more = f" (+{len(self.rows) - 5} more)" if len(self.rows) > 5 else ""
             parts.append(f"rows {shown}{more}")
-        prefix = ": ".join([", ".join(parts)]) if parts else ""
+        prefix = ", ".join(parts)
+        message = " ".join(str(message).split())  # one line, whatever a library said
         super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived while munirank worked; nothing was written.
+
+    Parameters
+    ----------
+    signum : int
+        The signal number (the command line exits with 128 + ``signum``).
+    """
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"signal {signum}")
+
+
+class DisclosureError(RuntimeError):
+    """An output would hold per-person data; it is refused before anything is written."""
 
 
 class NotConvergedError(RuntimeError):

@@ -6,6 +6,8 @@ first data row). Inner code trusts what passes here.
 
 from __future__ import annotations
 
+import codecs
+import difflib
 import warnings
 from collections.abc import Sequence
 
@@ -17,9 +19,17 @@ from munirank.errors import InputError
 from munirank.spec import Spec
 
 _MAX_ROWS = 5
+# Human wording of the pandera checks used below, keyed by the check's name.
+_CHECK_MESSAGES = {
+    "greater_than(0)": "must be greater than 0",
+    "greater_than_or_equal_to(0)": "must not be negative",
+    "isin([0, 1])": "must be 0 or 1 (1 = outcome reached, 0 = censored)",
+    "finite": "must be a finite number",
+}
 
 
 def _rows(mask: np.ndarray | pd.Series) -> list[int]:
+    """1-based data rows where ``mask`` holds (the first few and one more, for '+N more')."""
     return [int(i) + 1 for i in np.flatnonzero(np.asarray(mask))[:_MAX_ROWS + 1]]
 
 
@@ -30,17 +40,22 @@ def _first_failure(err: pa.errors.SchemaErrors, file: str) -> InputError:
         col = str(missing["failure_case"].iloc[0])
         return InputError("required column is missing", file=file, column=col)
     first = cases.iloc[0]
-    column = first["column"]
-    sub = cases[cases["column"] == column]
+    column, check = first["column"], str(first["check"])
+    sub = cases[(cases["column"] == column) & (cases["check"] == check)]
     rows = sorted({int(i) + 1 for i in sub["index"].dropna()})
-    check = str(first["check"])
     if check == "not_nullable":
         message = "missing values"
-    elif check.startswith("coerce_dtype") or check.startswith("dtype"):
-        message = f"values are not numeric (e.g. {sub['failure_case'].iloc[0]!r})"
     else:
-        message = f"fails check {check}"
+        message = _CHECK_MESSAGES.get(check, f"fails check {check}")
+        message += f" (e.g. {_show(sub['failure_case'].iloc[0])})"
     return InputError(message, file=file, column=str(column), rows=rows)
+
+
+def _show(value: object) -> str:
+    """A failure case as the user wrote it: 2 not np.float64(2.0)."""
+    if isinstance(value, float | np.floating) and np.isfinite(value) and float(value).is_integer():
+        return str(int(value))
+    return str(value.item()) if isinstance(value, np.generic) else repr(value)
 
 
 def _run(schema: pa.DataFrameSchema, df: pd.DataFrame, file: str) -> pd.DataFrame:
@@ -58,7 +73,57 @@ def _check_columns(df: pd.DataFrame, file: str) -> None:
         raise InputError("file has no data rows", file=file)
     dup = df.columns[df.columns.duplicated()]
     if len(dup):
-        raise InputError("duplicated column name", file=file, column=str(dup[0]))
+        raise InputError("duplicated column name: keep one", file=file, column=str(dup[0]))
+
+
+def _require(df: pd.DataFrame, columns: Sequence[str], file: str) -> None:
+    """Raise for the first required column that the file lacks, listing what it has."""
+    for c in columns:
+        if c not in df.columns:
+            have = [str(x) for x in df.columns]
+            close = difflib.get_close_matches(c, have, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"the file has {have[:8]}"
+            raise InputError(f"required column is missing; {hint} (column names are set in "
+                             "the spec's [data] and [covariates])", file=file, column=c)
+
+
+def _no_missing(df: pd.DataFrame, columns: Sequence[str], file: str) -> None:
+    # Checked before any coercion: str coercion would turn NaN into the text "nan".
+    for c in columns:
+        missing = df[c].isna()
+        if df[c].dtype == object:  # blank text is missing too
+            missing |= df[c].astype(str).str.strip() == ""
+        if missing.any():
+            raise InputError("missing values", file=file, column=c, rows=_rows(missing))
+
+
+def _numeric(df: pd.DataFrame, columns: Sequence[str], file: str) -> pd.DataFrame:
+    """Coerce ``columns`` to float, naming the rows that are not numbers."""
+    out = df.copy()
+    for c in columns:
+        values = pd.to_numeric(df[c], errors="coerce")
+        bad = values.isna() & df[c].notna()
+        if bad.any():
+            example = df[c][bad].iloc[0]
+            hint = " (use '.' as the decimal mark)" if "," in str(example) else ""
+            raise InputError(f"values are not numeric (e.g. {example!r}){hint}", file=file,
+                             column=c, rows=_rows(bad))
+        out[c] = values.astype(float)
+    return out
+
+
+def as_codes(values: pd.Series) -> pd.Series:
+    """Municipality codes as text: integer-valued numbers lose their '.0', spaces are cut.
+
+    A Stata or SAS file stores codes such as 101 as numbers (read as 101.0) while a CSV
+    municipal table holds the text '101'; both must name the same municipality.
+    """
+    if pd.api.types.is_numeric_dtype(values):
+        numbers = values.astype(float)
+        if np.all(np.mod(numbers, 1) == 0):
+            return numbers.astype("int64").astype(str)
+        return numbers.astype(str)
+    return values.astype(str).str.strip()
 
 
 def validate_spells(df: pd.DataFrame, spec: Spec, *, file: str) -> pd.DataFrame:
@@ -76,7 +141,7 @@ def validate_spells(df: pd.DataFrame, spec: Spec, *, file: str) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        The columns the model needs, with numeric columns coerced to float.
+        The columns the model needs, numeric columns as float, codes and levels as text.
 
     Raises
     ------
@@ -86,24 +151,22 @@ def validate_spells(df: pd.DataFrame, spec: Spec, *, file: str) -> pd.DataFrame:
     _check_columns(df, file)
     d, cov = spec.data, spec.covariates
     numeric = [c for c in cov.individual if c not in cov.categorical]
-    columns: dict[str, pa.Column] = {
-        d.group: pa.Column(str, nullable=False, coerce=True),
-        d.time: pa.Column(float, [pa.Check.gt(0), pa.Check(np.isfinite, name="finite")],
-                          coerce=True, nullable=False),
-        d.event: pa.Column(float, pa.Check.isin([0, 1]), coerce=True, nullable=False),
-    }
+    times = [d.time] + ([d.entry] if d.entry is not None else [])
+    text = [d.group, *cov.categorical]
+    _require(df, [d.group, *times, d.event, *cov.individual], file)
+    _no_missing(df, [d.group, *times, d.event, *cov.individual], file)
+    df = _numeric(df, [*times, d.event, *numeric], file)
+    finite = pa.Check(np.isfinite, name="finite")
+    columns: dict[str, pa.Column] = {d.group: pa.Column(str, nullable=False)}
+    columns[d.time] = pa.Column(float, [pa.Check.gt(0), finite], nullable=False)
     if d.entry is not None:
-        columns[d.entry] = pa.Column(float, [pa.Check.ge(0), pa.Check(np.isfinite, name="finite")],
-                                     coerce=True, nullable=False)
+        columns[d.entry] = pa.Column(float, [pa.Check.ge(0), finite], nullable=False)
+    columns[d.event] = pa.Column(float, pa.Check.isin([0, 1]), nullable=False)
     for c in numeric:
-        columns[c] = pa.Column(float, pa.Check(np.isfinite, name="finite"),
-                               coerce=True, nullable=False)
+        columns[c] = pa.Column(float, finite, nullable=False)
     for c in cov.categorical:
-        columns[c] = pa.Column(str, nullable=False, coerce=True)
-    # Missing values hide as NaN before string coercion turns them into "nan".
-    for c in [d.group, *cov.categorical]:
-        if c in df.columns and df[c].isna().any():
-            raise InputError("missing values", file=file, column=c, rows=_rows(df[c].isna()))
+        columns[c] = pa.Column(str, nullable=False)
+    df = df.assign(**{c: as_codes(df[c]) for c in text})
     out = _run(pa.DataFrameSchema(columns, strict=False), df, file)
     out = out[list(columns)].copy()
     if d.entry is not None:
@@ -148,13 +211,13 @@ def validate_municipal(df: pd.DataFrame, spec: Spec, municipalities: Sequence[st
         On missing columns, duplicated or unknown municipalities, or municipalities missing.
     """
     _check_columns(df, file)
-    key = spec.data.group
-    columns = {key: pa.Column(str, nullable=False, coerce=True)}
-    for c in spec.covariates.municipal:
-        columns[c] = pa.Column(float, pa.Check(np.isfinite, name="finite"),
-                               coerce=True, nullable=False)
-    if key in df.columns and df[key].isna().any():
-        raise InputError("missing values", file=file, column=key, rows=_rows(df[key].isna()))
+    key, names = spec.data.group, list(spec.covariates.municipal)
+    _require(df, [key, *names], file)
+    _no_missing(df, [key, *names], file)
+    df = _numeric(df, names, file).assign(**{key: as_codes(df[key])})
+    columns = {key: pa.Column(str, nullable=False)}
+    for c in names:
+        columns[c] = pa.Column(float, pa.Check(np.isfinite, name="finite"), nullable=False)
     out = _run(pa.DataFrameSchema(columns, strict=False), df, file)[list(columns)]
     dup = out[key].duplicated()
     if dup.any():
@@ -163,11 +226,13 @@ def validate_municipal(df: pd.DataFrame, spec: Spec, municipalities: Sequence[st
     known = set(municipalities)
     unknown = ~out[key].isin(known)
     if unknown.any():
-        raise InputError("municipality has no spells in the data", file=file, column=key,
+        raise InputError(f"municipality {out[key][unknown].iloc[0]!r} has no spells in the data: "
+                         "remove the row or check the codes", file=file, column=key,
                          rows=_rows(unknown))
     missing = sorted(known - set(out[key]))
     if missing:
-        raise InputError(f"municipalities in the spells are missing here: {missing[:5]}",
+        raise InputError(f"municipalities with spells have no row here: {missing[:3]}"
+                         f"{' and more' if len(missing) > 3 else ''}; add one row for each",
                          file=file, column=key)
     out = out.set_index(key).loc[list(municipalities)]
     for c in spec.covariates.municipal:
@@ -186,8 +251,9 @@ def check_design(matrix: np.ndarray, names: Sequence[str], *, file: str) -> None
         # find the first column that adds nothing to the ones before it
         for j in range(1, matrix.shape[1] + 1):
             if np.linalg.matrix_rank(centred[:, :j]) < j:
-                raise InputError("covariate is perfectly collinear with earlier covariates",
-                                 file=file, column=str(names[j - 1]))
+                raise InputError(f"covariate is perfectly collinear with {list(names[:j - 1])}: "
+                                 "drop one of them from the spec", file=file,
+                                 column=str(names[j - 1]))
 
 
 def check_horizon(exit_months: np.ndarray, horizon: float, *, file: str, column: str) -> None:
@@ -198,3 +264,12 @@ def check_horizon(exit_months: np.ndarray, horizon: float, *, file: str, column:
             f"horizon_months={horizon:g} is longer than the longest follow-up "
             f"({longest:.1f} months): lower [outcome] horizon_months",
             file=file, column=column)
+
+
+def check_encoding(spec: Spec, *, file: str) -> None:
+    """Raise if the spec's ``[data] encoding`` is not a known text encoding."""
+    try:
+        codecs.lookup(spec.data.encoding)
+    except LookupError:
+        raise InputError(f"unknown encoding {spec.data.encoding!r}: use e.g. 'utf-8' or "
+                         "'latin-1'", file=file, column="data.encoding") from None
