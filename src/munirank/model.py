@@ -99,11 +99,11 @@ def create_model(episodes: xr.Dataset, spec: ModelSpec) -> pm.Model:
     coords = {name: episodes[name].to_numpy().tolist()
               for name in ("municipality", "covariate", "municipal_covariate")}
     with pm.Model(coords=coords) as model:
-        t_d = pm.Data("t", t)
+        log_t = pm.Data("log_t", np.log(t))
         x_d = pm.Data("x", x)
         z_d = pm.Data("z", z)
         code_d = pm.Data("code", codes)
-        s_delayed = pm.Data("s_delayed", s[delayed])
+        log_s_delayed = pm.Data("log_s_delayed", np.log(s[delayed]))
         delayed_d = pm.Data("delayed", delayed)
         # sufficient statistics of the event terms
         n_events = float(d.sum())
@@ -123,8 +123,9 @@ def create_model(episodes: xr.Dataset, spec: ModelSpec) -> pm.Model:
         eta = beta0 + pt.dot(x_d, beta) + mu_m[code_d]
         event_part = (n_events * (pt.log(alpha) + beta0) + (alpha - 1) * sum_d_logt
                       + pt.dot(sum_d_x, beta) + pt.dot(events_m, mu_m))
-        cum_hazard = pt.sum(pt.exp(eta) * t_d**alpha) - pt.sum(
-            pt.exp(eta[delayed_d]) * s_delayed**alpha)
+        # exp(eta + alpha log t) = exp(eta) t^alpha with one exp per episode
+        cum_hazard = pt.sum(pt.exp(eta + alpha * log_t)) - pt.sum(
+            pt.exp(eta[delayed_d] + alpha * log_s_delayed))
         pm.Potential("loglik", event_part - cum_hazard)
     return model
 
