@@ -5,13 +5,18 @@ Definitions (INFO no. 1, June 2006, after AKF's benchmarking report):
 - Tables 1 and 2: percent of *spells* (episodes, as counted per municipality) that ended in
   self-support, in education, or in neither (censored), overall and by sex. A mover's first
   episode is censored and counts as neither.
-- Table 3: per permit year, the probability that a *person* has started a spell of
-  self-support or education within k = 1..6 years of the residence permit. Computed here as
-  one minus the Kaplan-Meier survival of the time to a person's first outcome (over all their
-  episodes, on the time since permit), censored at the end of follow-up (week 50 of 2005),
-  evaluated at k years. Nearly everybody of permit year y is followed 2005 - y years (only
-  those with a permit in the last weeks of the year are not), so this equals the crude share
-  up to a fraction of a point; Kaplan-Meier handles those few without dropping them.
+- Table 3: per permit year y, the share of *persons* who have started a spell of
+  self-support or education "within k years": read here as by the end of calendar year
+  y + k, the last column (k = 2005 - y) ending at the end of follow-up, week 50 of 2005.
+  A person's outcome time is the stop of their first episode with an event (over all their
+  episodes, on the time since permit); the permit date comes from ``permit_week``. Everybody
+  is followed to the end of every cell, so these are crude shares (Kaplan-Meier would give
+  the same). Why calendar years: the number of columns per permit year (6 for 1999 ... 1 for
+  2004) fits both readings, but only this one is consistent with the publication's own 35 %
+  of spells completed: with the last column as the share at the end of follow-up, persons
+  complete 38-39 % (weighted by permit year) and about 10 % mover episodes bring spells to
+  35 %; read as exact years since permit, the extra follow-up after the last full year would
+  push spells to about 38 %.
 - Explained share (``between_municipality_variance_explained_by_covariates``, 0.72): over the
   ranked municipalities, 1 - Var(effect_months) / Var(observed_months). It reproduces the
   published 0.72 from the published table 4 (sd 2.26 and 4.26 months) and is computed here on
@@ -22,6 +27,9 @@ Definitions (INFO no. 1, June 2006, after AKF's benchmarking report):
 :func:`check_command` returns 0 when every table 1-3 figure is within 2 percentage points of
 the published one, else 1; presets without published figures print a structure summary and
 return 0.
+
+The simulator's side: :func:`calibrated_baseline` chooses the dk baseline so that the
+expected table 3 shares equal the published ones (see :mod:`munirank.simulate`).
 """
 
 from __future__ import annotations
@@ -30,14 +38,102 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import least_squares
 
 from munirank.presets import DK_END_OF_FOLLOW_UP as END_OF_FOLLOW_UP
 from munirank.presets import Preset, preset, seed_facts
 from munirank.spec import TIME_UNITS_PER_MONTH
 
 TOLERANCE_PP = 2.0
+_SMOOTH = 1.0  # weight of a unit second difference of log yearly hazards, in points
 WEEKS_PER_YEAR = 52.18
 _OUTCOMES = {"self_support": "self_support", "education": "education", "neither": "none"}
+
+
+def _survival(link: str, x: np.ndarray) -> np.ndarray:
+    return np.exp(-x) if link == "ph" else 1.0 / (1.0 + x)
+
+
+def calibrated_baseline(link: str, r: np.ndarray, cohort: np.ndarray, window: np.ndarray,
+                        table3: dict[str, list[float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cohort piecewise-linear G whose expected shares match ``table3``.
+
+    Cell k of cohort c is the share of its persons with the outcome by the end of calendar
+    year c + k (the last cell: by the end of follow-up), i.e. within ``window[i, k - 1]``
+    months of person i's permit: between 12k and 12(k + 1) months, so cell k fixes the knot
+    at 12(k + 1) months given the earlier ones. Cell 1 fixes G(24) and G(12) = 0.4 G(24)
+    (a first-year hazard two thirds of the second-year one: the first year is mostly language
+    courses). Years after the last cell follow the year-on-year shape of the first cohort.
+
+    Parameters
+    ----------
+    link : str
+        ``ph`` or ``po``.
+    r : numpy.ndarray
+        exp(eta) of each person (or of a random subsample).
+    cohort : numpy.ndarray
+        Cohort index of each person (0 = first key of ``table3``).
+    window : numpy.ndarray
+        Months from permit to the end of each cell's period, shape (persons, max cells).
+    table3 : dict
+        Percent with the outcome per cohort and cell.
+
+    Returns
+    -------
+    knots, values : numpy.ndarray
+        Knots (months) every 12 months to 10 years and one far knot; G per cohort at the
+        knots, shape (cohorts, knots), for :class:`munirank.simulate.Baseline`.
+    """
+    years = 10
+    knots = 12.0 * np.arange(years + 1)
+    steps = []
+    for c, targets in enumerate(table3.values()):
+        sel = cohort == c
+        steps.append(_solve_cohort(link, r[sel], window[sel], targets, knots))
+    ref = np.concatenate([steps[0], np.full(years - len(steps[0]), steps[0][-1])])
+    values = []
+    for inc in steps:
+        full = np.concatenate([inc, inc[-1] * ref[len(inc):] / ref[len(inc) - 1]])
+        values.append(np.concatenate([[0.0], np.cumsum(full)]))
+    values = np.array(values)
+    far = values[:, -1] + (values[:, -1] - values[:, -2]) * (1e5 - knots[-1]) / 12.0
+    return np.append(knots, 1e5), np.column_stack([values, far])
+
+
+def _solve_cohort(link: str, r: np.ndarray, window: np.ndarray, targets: list[float],
+                  knots: np.ndarray) -> np.ndarray:
+    """Yearly increments of G for one cohort (penalised least squares, a few ms).
+
+    The published shares are rounded to whole percents, so fitting them exactly makes the
+    yearly hazards zigzag; a penalty on second differences of the log yearly increments keeps
+    them smooth while the shares stay within a few tenths of a point.
+    """
+    k = len(targets)
+
+    def increments(theta: np.ndarray) -> np.ndarray:
+        d = np.exp(theta)
+        return np.concatenate([[0.4 * d[0], 0.6 * d[0]], d[1:]])
+
+    def residuals(theta: np.ndarray) -> np.ndarray:
+        inc = increments(theta)
+        g = np.interp(window[:, :k], knots[:k + 2], np.concatenate([[0.0], np.cumsum(inc)]))
+        share = 100.0 * (1.0 - _survival(link, r[:, None] * g)).mean(axis=0)
+        return np.concatenate([share - targets, _SMOOTH * np.diff(np.log(inc[1:]), 2)])
+
+    start = np.log(-np.log1p(-targets[-1] / 100.0) / (k + 1) / np.median(r))
+    fit = least_squares(residuals, np.full(k, start), method="lm" if k > 1 else "trf")
+    return increments(fit.x)
+
+
+def cell_windows(follow: np.ndarray, permit_year: np.ndarray, cells: int) -> np.ndarray:
+    """Months from permit to the end of calendar year permit_year + k, k = 1..cells.
+
+    Capped at the end of follow-up (``follow`` months after the permit).
+    """
+    k = np.arange(1, cells + 1)
+    short = 12.0 * np.maximum(0.0, END_OF_FOLLOW_UP - permit_year[:, None] - 1 - k)
+    return follow[:, None] - short
+
 
 
 def outcome_shares(spells: pd.DataFrame) -> dict[str, float]:

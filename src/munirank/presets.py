@@ -146,6 +146,16 @@ def preset(name: str) -> Preset:
     return PRESETS[name]
 
 
+def _pick(levels: list[str], probs: list[float], n: int,
+          rng: np.random.Generator) -> pd.Categorical:
+    """Categorical draws (integer codes: fast and small at a million persons)."""
+    return pd.Categorical.from_codes(rng.choice(len(levels), n, p=probs), levels)
+
+
+def _cut(codes: np.ndarray, levels: list[str]) -> pd.Categorical:
+    return pd.Categorical.from_codes(codes, levels)
+
+
 def dk_persons(comp: np.ndarray, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
     """Persons of the Danish register and their follow-up in months.
 
@@ -160,8 +170,7 @@ def dk_persons(comp: np.ndarray, rng: np.random.Generator) -> tuple[pd.DataFrame
     permit_time = permit_year + fraction
     track = 0.8 * comp + rng.normal(size=n)
     africa = rng.random(n) < expit(-1.1 + 0.6 * comp)
-    other = rng.choice(["middle_east", "former_yugoslavia", "asia", "other"], n,
-                       p=[0.53, 0.2, 0.16, 0.11])
+    other = rng.choice([0, 2, 3, 4], n, p=[0.53, 0.2, 0.16, 0.11])
     df = pd.DataFrame({
         "male": rng.binomial(1, 11815 / 23563, n),
         "age": np.clip(rng.normal(31 + 2.0 * comp, 8), 18, 64).round(),
@@ -170,11 +179,13 @@ def dk_persons(comp: np.ndarray, rng: np.random.Generator) -> tuple[pd.DataFrame
         "permit_year": permit_year,
         "permit_week": np.minimum(np.floor(fraction * 52.18) + 1, 52).astype(int),
         "deprived_area": rng.binomial(1, expit(-0.9 + 1.0 * comp)),
-        "residence": rng.choice(["refugee", "family_refugee", "family_other"], n,
-                                p=[0.51, 0.25, 0.24]),
-        "partner": rng.choice(["none", "immigrant", "danish"], n, p=[0.45, 0.4, 0.15]),
-        "language_track": np.where(track > 0.9, "1", np.where(track < -0.45, "3", "2")),
-        "origin": np.where(africa, "africa", other),
+        "residence": _pick(["refugee", "family_refugee", "family_other"], [0.51, 0.25, 0.24],
+                           n, rng),
+        "partner": _pick(["none", "immigrant", "danish"], [0.45, 0.4, 0.15], n, rng),
+        "language_track": _cut(np.where(track > 0.9, 0, np.where(track < -0.45, 2, 1)),
+                               ["1", "2", "3"]),
+        "origin": _cut(np.where(africa, 1, other),
+                       ["middle_east", "africa", "former_yugoslavia", "asia", "other"]),
     })
     return df, (DK_END_OF_FOLLOW_UP - permit_time) * 12.0
 
@@ -190,8 +201,8 @@ def no_persons(comp: np.ndarray, rng: np.random.Generator) -> tuple[pd.DataFrame
         "children": rng.poisson(1.2, n),
         "start_year": np.floor(start).astype(int),
         "family_reunified": rng.binomial(1, 0.3, n),
-        "education": np.select([edu > 1.1, edu > 0.2, edu < -1.0],
-                               ["none", "primary", "higher"], "secondary"),
+        "education": _cut(np.select([edu > 1.1, edu > 0.2, edu < -1.0], [0, 1, 3], 2),
+                          ["none", "primary", "secondary", "higher"]),
     })
     return df, (2020.0 - start) * 12.0
 
@@ -215,6 +226,43 @@ _RAW_SCALES = {"unemployment": (6.0, 2.0), "third_country_share": (4.0, 2.0),
                "integration_share": (0.5, 0.2), "skilled_jobs_share": (40.0, 8.0),
                "jobs_per_capita": (0.45, 0.08), "centrality": (3.0, 1.5),
                "refugees_per_capita": (1.0, 0.4)}
+
+
+def _small_counts(n_small: int, rest: int, lo: int, hi: int,
+                  rng: np.random.Generator) -> np.ndarray:
+    w = rng.lognormal(0.0, 0.8, n_small)
+    x = np.clip(np.floor(w * rest / w.sum()), lo, hi)
+    while (diff := int(rest - x.sum())) != 0:  # spread the rounding remainder, within bounds
+        room = np.flatnonzero(x < hi if diff > 0 else x > lo)
+        idx = rng.choice(room, size=min(abs(diff), len(room)), replace=False)
+        x[idx] += np.sign(diff)
+    return x.astype(int)
+
+
+def municipality_counts(p: Preset, rng: np.random.Generator) -> pd.Series:
+    """Spells per municipality: named ones exact, small ones absorbing the rest of ``total``.
+
+    ``scale`` multiplies every count (and the total); the set of municipalities stays fixed.
+    """
+    counts = {k: max(round(v * p.scale), 1) for k, v in p.named_counts}
+    if p.n_small:
+        lo, hi = (max(round(b * p.scale), 1) for b in p.small_range)
+        if p.total is None:
+            small = rng.integers(lo, hi + 1, size=p.n_small)
+        else:
+            rest = round(p.total * p.scale) - sum(counts.values())
+            small = _small_counts(p.n_small, rest, lo, hi, rng)
+        counts.update({f"Small {i:03d}": int(n) for i, n in enumerate(small, start=1)})
+    return pd.Series(counts, dtype=int)
+
+
+def draw_effects(p: Preset, n: int, rng: np.random.Generator) -> np.ndarray:
+    """True municipality effects u_m: Normal or Student-t (nu = 4, scaled to sd effect_sd)."""
+    if p.effect_dist == "student_t":
+        return p.effect_sd * rng.standard_t(4, n) / np.sqrt(2.0)  # unit variance at nu = 4
+    if p.effect_dist != "normal":
+        raise InputError("must be normal or student_t", column="--effect-dist")
+    return p.effect_sd * rng.normal(size=n)
 
 
 def municipal_table(names: list[str], counts: np.ndarray, p: Preset,
@@ -250,14 +298,17 @@ def linear_predictor(df: pd.DataFrame, coefs: dict[str, float]) -> np.ndarray:
     for key, b in coefs.items():
         if "[" in key:
             var, level = key[:-1].split("[")
-            eta += b * (df[var].astype(str) == level).to_numpy()
+            col = df[var]
+            if not isinstance(col.dtype, pd.CategoricalDtype):
+                col = col.astype(str)
+            eta += b * (col == level).to_numpy()
         else:
             eta += b * (df[key].to_numpy(float) - REFERENCE.get(key, 0.0))
     return eta
 
 
 def covariate_truth(municipal: pd.DataFrame, p: Preset) -> pd.DataFrame:
-    """True log hazard ratios per covariate, per unit and per SD (``truth_covariates.csv``)."""
+    """True log hazard ratios per covariate, per unit and per SD (over municipalities)."""
     rows = [{"covariate": k, "kind": "individual", "true_log_hr_per_unit": b}
             for k, b in p.individual.items()]
     for c, g in p.municipal.items():

@@ -19,13 +19,27 @@ municipality m has the linear predictor :math:`\eta_i = x_i'\beta + z_m'\gamma +
   time (a log odds ratio: close to a log hazard ratio while the outcome is rare, but the
   hazards are not proportional, so the fitted Weibull PH model is misspecified).
 - Calibrated presets (``dk-1999-2005``): :math:`G_c` depends on the permit year c and is
-  piecewise linear between yearly knots; the knots are solved (one scalar root per published
-  cell) so that the expected share of persons of cohort c with the outcome within k years,
-  :math:`1 - \mathrm{mean}_i\,\Psi(e^{\eta_i} G_c(12k))`, equals table 3 of the publication.
-  Years a cohort was not followed are extrapolated with the year-on-year shape of the 1999
-  cohort. The simulator is then richer than the fitted Weibull model (a permit-year-specific
-  piecewise baseline), which the fit approximates with ``permit_year`` as a categorical
-  covariate.
+  piecewise linear between yearly knots (a piecewise-constant hazard per year since permit).
+  The knots are chosen (penalised least squares on the log yearly increments, milliseconds)
+  so that the expected share of persons of cohort c with the outcome by the end of calendar
+  year c + k, :math:`1 - \mathrm{mean}_i\,\Psi(e^{\eta_i} G_c(w_{ik}))` with :math:`w_{ik}`
+  person i's months from permit to the end of that year (or of follow-up), matches table 3
+  of the publication (see :mod:`munirank.calibration`). Years a cohort was not followed are
+  extrapolated with the year-on-year shape of the 1999 cohort. The simulator is then richer
+  than the fitted Weibull model (a permit-year-specific piecewise baseline), which the fit
+  approximates with ``permit_year`` as a categorical covariate. Individual covariates, the
+  municipal covariates, the composition of municipalities (``composition_sd``) and
+  ``effect_sd`` are sized so that covariates explain about 0.72 of the between-municipality
+  variance of mean durations and the true effects span 10-20 months over the 72 ranked
+  municipalities; the male coefficient reproduces table 2; the permit-year mix and the
+  movers reproduce table 1.
+- First-episode event times use uniforms stratified within permit year
+  (:func:`stratified_uniforms`): each draw is uniform, but the cohort shares of table 3 carry
+  far less sampling noise, so every seed reproduces the tables.
+
+``scale`` multiplies every municipality's spell count (and the total); the set of
+municipalities stays as published (271 for dk, 356 for no), so large scales test the number
+of episodes, not of municipalities. A million dk spells (scale 42.44) take ~5 s and <1 GB.
 
 Episode counts per municipality are exact: each mover's destination loses one randomly chosen
 non-moving person, so that the published spell counts of the AKF municipalities hold.
@@ -47,18 +61,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import tomli_w
-from scipy.optimize import least_squares
 
+from munirank import calibration
 from munirank.effects import rmst_weibull
 from munirank.errors import InputError
 from munirank.presets import (
-    DK_END_OF_FOLLOW_UP,
     Preset,
     covariate_truth,
+    draw_effects,
     individual_columns,
     linear_predictor,
     municipal_eta,
     municipal_table,
+    municipality_counts,
     person_table,
     preset,
     seed_facts,
@@ -67,7 +82,6 @@ from munirank.presets import (
 __all__ = ["Baseline", "Preset", "preset", "simulate_register", "spec_for", "write_register"]
 
 _CHUNK = 100_000  # episodes per block when integrating piecewise survival curves
-_SMOOTH = 1.0  # weight of a unit second difference of log yearly hazards, in percent points
 
 
 @dataclass(frozen=True)
@@ -159,112 +173,6 @@ def make_baseline(p: Preset) -> Baseline:
     return Baseline("po", knots=knots, values=values[None, :])
 
 
-def calibrated_baseline(link: str, r: np.ndarray, cohort: np.ndarray, window: np.ndarray,
-                        table3: dict[str, list[float]]) -> Baseline:
-    """Per-cohort piecewise-linear G whose expected shares match ``table3``.
-
-    Cell k of cohort c is the share of its persons with the outcome by the end of calendar
-    year c + k (the last cell: by the end of follow-up), i.e. within ``window[i, k - 1]``
-    months of person i's permit: between 12k and 12(k + 1) months, so cell k fixes the knot
-    at 12(k + 1) months given the earlier ones. Cell 1 fixes G(24) and G(12) = 0.4 G(24)
-    (a first-year hazard two thirds of the second-year one: the first year is mostly language
-    courses). Years after the last cell follow the year-on-year shape of the first cohort.
-
-    Parameters
-    ----------
-    link : str
-        ``ph`` or ``po``.
-    r : numpy.ndarray
-        exp(eta) of each person (or of a random subsample).
-    cohort : numpy.ndarray
-        Cohort index of each person (0 = first key of ``table3``).
-    window : numpy.ndarray
-        Months from permit to the end of each cell's period, shape (persons, max cells).
-    table3 : dict
-        Percent with the outcome per cohort and cell.
-
-    Returns
-    -------
-    Baseline
-        Knots every 12 months to 10 years, then linear.
-    """
-    years = 10
-    knots = 12.0 * np.arange(years + 1)
-    steps = []
-    for c, targets in enumerate(table3.values()):
-        sel = cohort == c
-        steps.append(_solve_cohort(link, r[sel], window[sel], targets, knots))
-    ref = np.concatenate([steps[0], np.full(years - len(steps[0]), steps[0][-1])])
-    values = []
-    for inc in steps:
-        full = np.concatenate([inc, inc[-1] * ref[len(inc):] / ref[len(inc) - 1]])
-        values.append(np.concatenate([[0.0], np.cumsum(full)]))
-    values = np.array(values)
-    far = values[:, -1] + (values[:, -1] - values[:, -2]) * (1e5 - knots[-1]) / 12.0
-    return Baseline(link, knots=np.append(knots, 1e5), values=np.column_stack([values, far]))
-
-
-def _solve_cohort(link: str, r: np.ndarray, window: np.ndarray, targets: list[float],
-                  knots: np.ndarray) -> np.ndarray:
-    """Yearly increments of G for one cohort (penalised least squares, a few ms).
-
-    The published shares are rounded to whole percents, so fitting them exactly makes the
-    yearly hazards zigzag; a penalty on second differences of the log yearly increments keeps
-    them smooth while the shares stay within a few tenths of a point.
-    """
-    k = len(targets)
-
-    def increments(theta: np.ndarray) -> np.ndarray:
-        d = np.exp(theta)
-        return np.concatenate([[0.4 * d[0], 0.6 * d[0]], d[1:]])
-
-    def residuals(theta: np.ndarray) -> np.ndarray:
-        inc = increments(theta)
-        g = np.interp(window[:, :k], knots[:k + 2], np.concatenate([[0.0], np.cumsum(inc)]))
-        share = 100.0 * (1.0 - _survival(link, r[:, None] * g)).mean(axis=0)
-        return np.concatenate([share - targets, _SMOOTH * np.diff(np.log(inc[1:]), 2)])
-
-    start = np.log(-np.log1p(-targets[-1] / 100.0) / (k + 1) / np.median(r))
-    fit = least_squares(residuals, np.full(k, start), method="lm" if k > 1 else "trf")
-    return increments(fit.x)
-
-
-def _small_counts(n_small: int, rest: int, lo: int, hi: int,
-                  rng: np.random.Generator) -> np.ndarray:
-    w = rng.lognormal(0.0, 0.8, n_small)
-    x = np.clip(np.floor(w * rest / w.sum()), lo, hi)
-    while (diff := int(rest - x.sum())) != 0:  # spread the rounding remainder, within bounds
-        room = np.flatnonzero(x < hi if diff > 0 else x > lo)
-        idx = rng.choice(room, size=min(abs(diff), len(room)), replace=False)
-        x[idx] += np.sign(diff)
-    return x.astype(int)
-
-
-def municipality_counts(p: Preset, rng: np.random.Generator) -> pd.Series:
-    """Spells per municipality: named ones exact, small ones absorbing the rest of ``total``.
-
-    ``scale`` multiplies every count (and the total); the set of municipalities stays fixed.
-    """
-    counts = {k: max(round(v * p.scale), 1) for k, v in p.named_counts}
-    if p.n_small:
-        lo, hi = (max(round(b * p.scale), 1) for b in p.small_range)
-        if p.total is None:
-            small = rng.integers(lo, hi + 1, size=p.n_small)
-        else:
-            rest = round(p.total * p.scale) - sum(counts.values())
-            small = _small_counts(p.n_small, rest, lo, hi, rng)
-        counts.update({f"Small {i:03d}": int(n) for i, n in enumerate(small, start=1)})
-    return pd.Series(counts, dtype=int)
-
-
-def _draw_effects(p: Preset, n: int, rng: np.random.Generator) -> np.ndarray:
-    if p.effect_dist == "student_t":
-        return p.effect_sd * rng.standard_t(4, n) / np.sqrt(2.0)  # unit variance at nu = 4
-    if p.effect_dist != "normal":
-        raise InputError("must be normal or student_t", column="--effect-dist")
-    return p.effect_sd * rng.normal(size=n)
-
-
 def simulate_register(name: str, seed: int, **overrides: float | str) -> dict[str, pd.DataFrame]:
     """Simulate a register from a preset.
 
@@ -295,7 +203,7 @@ def simulate_register(name: str, seed: int, **overrides: float | str) -> dict[st
     names = counts.index.tolist()
     municipal = municipal_table(names, counts.to_numpy(), p, rng)
     mu_z = municipal_eta(municipal, p)
-    u = _draw_effects(p, len(names), rng)
+    u = draw_effects(p, len(names), rng)
     origin = np.repeat(np.arange(len(names)), counts.to_numpy())
     persons, follow = person_table(p, rng.normal(size=len(names))[origin], rng)
     eta_x = linear_predictor(persons, p.individual)
@@ -317,19 +225,11 @@ def _baseline_for(p: Preset, persons: pd.DataFrame, follow: np.ndarray,
     year = persons["permit_year"].to_numpy()
     cohort = (year - int(min(table3))).astype(np.intp)
     sub = rng.permutation(len(eta))[:120_000]  # the root finding needs no more persons
-    window = cell_windows(follow[sub], year[sub], max(len(v) for v in table3.values()))
+    window = calibration.cell_windows(follow[sub], year[sub], max(len(v) for v in table3.values()))
     link = "ph" if p.baseline == "weibull" else "po"
-    return cohort, calibrated_baseline(link, np.exp(eta[sub]), cohort[sub], window, table3)
-
-
-def cell_windows(follow: np.ndarray, permit_year: np.ndarray, cells: int) -> np.ndarray:
-    """Months from permit to the end of calendar year permit_year + k, k = 1..cells.
-
-    Capped at the end of follow-up (``follow`` months after the permit).
-    """
-    k = np.arange(1, cells + 1)
-    short = 12.0 * np.maximum(0.0, DK_END_OF_FOLLOW_UP - permit_year[:, None] - 1 - k)
-    return follow[:, None] - short
+    knots, values = calibration.calibrated_baseline(link, np.exp(eta[sub]), cohort[sub], window,
+                                                    table3)
+    return cohort, Baseline(link, knots=knots, values=values)
 
 
 def stratified_uniforms(groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -448,6 +348,7 @@ def _truth(ep: pd.DataFrame, eta_x: np.ndarray, cohort: np.ndarray, names: list[
     k = p.top_k
     return pd.DataFrame({
         "municipality": names, "n_spells": n, "true_log_hr": u,
+        "true_municipal_log_hr": mu_z,
         "true_effect_months": effect, "true_observed_months": obs_m,
         "true_expected_months": exp_m, "true_rank": rank,
         f"true_top{k}": rank <= k, f"true_bottom{k}": rank > len(names) - k,
@@ -473,13 +374,13 @@ def spec_for(p: Preset, out_files: dict[str, str]) -> dict:
 def write_register(name: str, seed: int, out: str | Path, **overrides: float | str) -> Path:
     """Simulate and write a register to ``out``.
 
-    Files: spells.csv, municipal.csv, truth.csv, truth_covariates.csv and spec.toml.
+    Files: spells.csv, municipal.csv, truth.csv and spec.toml (the contract of DESIGN.md;
+    the true covariate effects are in ``simulate_register(...)["truth_covariates"]``).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tables = simulate_register(name, seed, **overrides)
-    files = {"spells": "spells.csv", "municipal": "municipal.csv", "truth": "truth.csv",
-             "truth_covariates": "truth_covariates.csv"}
+    files = {"spells": "spells.csv", "municipal": "municipal.csv", "truth": "truth.csv"}
     for key, fname in files.items():
         tables[key].to_csv(out / fname, index=False)
     p = replace(preset(name), **overrides)
