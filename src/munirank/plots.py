@@ -41,10 +41,12 @@ def _is_small(table: pd.DataFrame, small: int) -> np.ndarray:
     return (n.isna() | (n < small)).to_numpy()
 
 
-def _name_extremes(ax: Axes, x: np.ndarray, y: np.ndarray, names: np.ndarray, n: int = 5) -> None:
-    for i in [*range(min(n, len(x))), *range(max(len(x) - n, n), len(x))]:
-        ax.annotate(str(names[i]), (x[i], y[i]), fontsize=7, xytext=(3, 0),
-                    textcoords="offset points", rotation=90, va="bottom")
+def _name_extremes(ax: Axes, names: np.ndarray, n: int = 5) -> None:
+    fastest = ", ".join(str(m) for m in names[:n])
+    slowest = ", ".join(str(m) for m in names[-n:][::-1])
+    ax.text(0.99, 0.02, f"fastest: {fastest}\nslowest: {slowest}", transform=ax.transAxes,
+            ha="right", va="bottom", fontsize=8,
+            bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"})
 
 
 def plot_caterpillar(table: pd.DataFrame, *, ci_prob: float = 0.9, small: int = 80,
@@ -78,18 +80,18 @@ def plot_caterpillar(table: pd.DataFrame, *, ci_prob: float = 0.9, small: int = 
                label=f"fewer than {small} spells")
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_ylabel("effect (months; negative = faster than expected)")
-    _label_municipalities(ax, x, hi, t["municipality"].to_numpy())
+    _label_municipalities(ax, x, t["municipality"].to_numpy())
     ax.legend(loc="upper left", fontsize=8)
     return _figure(ax)
 
 
-def _label_municipalities(ax: Axes, x: np.ndarray, y: np.ndarray, names: np.ndarray) -> None:
+def _label_municipalities(ax: Axes, x: np.ndarray, names: np.ndarray) -> None:
     if len(x) <= MAX_LABELS:
         ax.set_xticks(x, [str(n) for n in names], rotation=90, fontsize=7)
     else:
         ax.set_xticks([])
-        ax.set_xlabel(f"{len(x)} municipalities, fastest to slowest (the 5 at each end named)")
-        _name_extremes(ax, x, y, names)
+        ax.set_xlabel(f"{len(x)} municipalities, fastest to slowest")
+        _name_extremes(ax, names)
 
 
 def plot_rank_distribution(rank_probs: xr.DataArray, *, order: list[str] | None = None,
@@ -181,7 +183,7 @@ def plot_shrinkage(comparison: pd.DataFrame, *, ax: Axes | None = None) -> Figur
     ax.set_xscale("log")
     ax.set_xlabel("number of spells (log scale)")
     ax.set_ylabel("effect (months)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper right")
     return _figure(ax)
 
 
@@ -217,7 +219,7 @@ def plot_funnel(comparison: pd.DataFrame, *, ax: Axes | None = None) -> Figure:
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xlabel("precision (1 / standard error, 1/months)")
     ax.set_ylabel("frequentist effect (months)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper right")
     return _figure(ax)
 
 
@@ -287,15 +289,15 @@ def plot_rank_comparison(comparison: pd.DataFrame, *, ci_prob: float = 0.9,
     c = comparison.dropna(subset=["freq_rank"]).sort_values("freq_rank")
     x = c["freq_rank"].to_numpy(float)
     mean = c["bayes_rank_mean"].to_numpy(float)
-    err = np.vstack([mean - c["bayes_rank_lo"], c["bayes_rank_hi"] - mean])
     flagged = c.filter(like="flag_").astype(bool).any(axis=1).to_numpy()
     colour = np.where(flagged, SLOW, NEUTRAL)
     ax.vlines(x, c["bayes_rank_lo"], c["bayes_rank_hi"], colors=colour, linewidth=1)
     ax.scatter(x, mean, s=10, c=colour, zorder=3,
                label=f"Bayesian mean rank, {_pct(ci_prob)} interval")
     ax.scatter([], [], s=10, color=SLOW, label="flagged (see table)")
-    top = max(float(np.nanmax(x)), float(np.nanmax(mean + err[1])))
-    ax.plot([1, top], [1, top], color="grey", linewidth=0.6)
+    top = float(np.nanmax(x))
+    ax.plot([1, top], [1, top], color="grey", linewidth=0.6, label="same rank")
+    ax.set_xlim(0, top + 1)
     ax.set_xlabel("frequentist rank (1 = fastest)")
     ax.set_ylabel("Bayesian rank (1 = fastest)")
     ax.legend(fontsize=8, loc="upper left")
