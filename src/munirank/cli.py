@@ -160,7 +160,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replicates", type=int, required=True)
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--scheduler", help="address of an existing dask scheduler")
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=int, default=2,
+                   help="worker processes of the local cluster (default 2)")
+    p.add_argument("--seed", type=int, default=1, help="base seed of the replicates")
+    p.add_argument("--effect-sd", type=float, help="SD of true municipality log hazard ratios")
+    p.add_argument("--effect-dist", choices=["normal", "student_t"])
+    p.add_argument("--baseline", choices=["weibull", "loglogistic"],
+                   help="simulate from this baseline (loglogistic: the fit is misspecified)")
+    p.add_argument("--scale", type=float, help="multiply the spells of every municipality")
+    p.add_argument("--n-small", type=int,
+                   help="number of small municipalities besides the named ones")
+    p.add_argument("--draws", type=int, help="posterior draws per chain (default 1000)")
+    p.add_argument("--tune", type=int, help="tuning steps per chain (default 1000)")
+    p.add_argument("--chains", type=int, help="number of chains (default 4)")
+    p.add_argument("--sampler", choices=["nutpie", "pymc", "numpyro"], help="default nutpie")
+    p.add_argument("--cutoff", type=int, default=80,
+                   help="frequentist: rank only municipalities with more spells than this")
+    p.add_argument("--no-cutoff", action="store_true", help="frequentist: rank every one")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_delegate("study", "study_command"))
 
     p = sub.add_parser("bench", help="speed and scale benchmarks")
