@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import xarray as xr
 
-from munirank import diagnostics, disclosure, outputs, ppc, summaries, validate
+from munirank import diagnostics, disclosure, outputs, ppc, statements, summaries, validate
 from munirank.data import data_hash, load_episodes
 from munirank.errors import InputError
 from munirank.fit import sample_posterior
@@ -153,6 +153,7 @@ def fit(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
         subset = summaries.subset_table(derived, spec_obj)
         if subset is not None:
             outputs.write_csv(subset, tmp / "ranks_subset.csv")
+        statements.write_statements(derived, table, spec_obj, tmp)  # sets, tiers, sentences
         outputs.write_json(diag, tmp / "diagnostics.json")
         outputs.write_json(run, tmp / "run.json")
         result_tree.to_netcdf(tmp / "posterior.nc", engine="netcdf4",

@@ -25,9 +25,10 @@ import xarray as xr
 from munirank import plots
 from munirank.errors import InputError
 from munirank.rankprob import rank_probabilities
+from munirank.statements import statements_for
 
-SECTIONS = ("summary", "caterpillar", "ranks", "top-bottom", "shrinkage", "funnel", "ppc",
-            "comparison", "diagnostics", "methods", "table")
+SECTIONS = ("summary", "caterpillar", "ranks", "top-bottom", "statements", "shrinkage", "funnel",
+            "ppc", "comparison", "diagnostics", "methods", "table")
 REQUIRED = ("municipalities.csv", "diagnostics.json", "run.json", "posterior.nc")
 N_SURVIVAL_PANELS = 6  # national and the five largest municipalities
 
@@ -192,6 +193,38 @@ def _summary_numbers(ff: FitFolder) -> dict[str, Any]:
     }
 
 
+SET_LABELS = {("top", "contains"): "The {k} fastest are all among",
+              ("top", "each"): "Each among the {k} fastest",
+              ("bottom", "contains"): "The {k} slowest are all among",
+              ("bottom", "each"): "Each among the {k} slowest"}
+
+
+def statement_rows(ff: FitFolder) -> list[dict[str, Any]]:
+    """Credible sets, tiers and sentences per ranking (all, and the named subset if any).
+
+    Computed from the folder's rank draws by :mod:`munirank.statements` (the same function
+    that wrote credible_sets.csv, tiers.csv and statements.txt); municipality names only, no
+    counts, so nothing the disclosure control blanked can reappear here.
+    """
+    names = set(ff.ranks["municipality"].to_numpy().tolist())
+    subset = [m for m in ff.run.get("spec", {}).get("ranking", {}).get("subset", [])
+              if m in names]
+    out = []
+    for r in statements_for(ff.ranks, top_k=ff.top_k, ci_prob=ff.ci_prob, subset=subset,
+                            table=ff.municipalities):
+        sets = [{"label": SET_LABELS[s.tail, s.kind].format(k=s.k), "kind": s.kind,
+                 "probability": s.probability, "size": len(s.members),
+                 "proved_minimal": s.proved_minimal, "members": ", ".join(s.members)}
+                for s in r.sets]
+        tiers = [{"tier": int(t), "size": len(g), "members": ", ".join(g["municipality"]),
+                  "p_next": g["p_faster_than_next"].iloc[0]}
+                 for t, g in r.tiers.groupby("tier")]
+        out.append({"scope": r.scope, "n_ranked": r.n_ranked, "k": r.top_k, "sets": sets,
+                    "tiers": tiers, "tiering_probability": r.tiers.attrs["tiering_probability"],
+                    "sentences": r.sentences, "details": r.details})
+    return out
+
+
 def build_context(ff: FitFolder, figures: dict[str, str]) -> dict[str, Any]:
     """Everything the template shows."""
     spec = ff.run.get("spec", {})
@@ -203,7 +236,8 @@ def build_context(ff: FitFolder, figures: dict[str, str]) -> dict[str, Any]:
         "diagnostics": ff.diagnostics, "run": ff.run, "spec": spec,
         "priors": spec.get("model", {}).get("priors", {}), "covariates": covs,
         "versions": ff.run.get("versions", {}), "summary": _summary_numbers(ff),
-        "rows": table_rows(ff), "has_comparison": ff.comparison is not None,
+        "rows": table_rows(ff), "rankings": statement_rows(ff),
+        "has_comparison": ff.comparison is not None,
         "comparison_summary": ff.comparison_summary,
         "survival_groups": (list(dict.fromkeys(ff.survival["group"]))[:N_SURVIVAL_PANELS]
                             if ff.survival is not None else []),

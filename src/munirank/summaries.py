@@ -11,6 +11,7 @@ import pandas as pd
 import xarray as xr
 
 from munirank import ranks as rk
+from munirank import statements
 from munirank.disclosure import blank_small_counts
 from munirank.effects import duration_effects
 from munirank.spec import Spec
@@ -52,6 +53,7 @@ def municipality_table(posterior: xr.Dataset, derived: xr.Dataset, episodes: xr.
         derived["time_ratio"].mean(rk.SAMPLE_DIMS).rename("time_ratio_mean"),
         (eff < 0).mean(rk.SAMPLE_DIMS).rename("p_faster"),
         rk.summarise_ranks(derived["rank"], top_k=k, ci_prob=ci),
+        statements.triple_goal(eff).rename(effect_gr="effect_months_gr"),
         shrinkage(posterior).rename("shrinkage"),
         episodes["n_spells"], episodes["n_events"],
     ]
@@ -67,11 +69,12 @@ def municipality_table(posterior: xr.Dataset, derived: xr.Dataset, episodes: xr.
 
 
 def subset_table(derived: xr.Dataset, spec: Spec) -> pd.DataFrame | None:
-    """Rank summaries within the spec's named subset (None if no subset)."""
+    """Rank summaries within the spec's named subset, with the mean rank among all beside."""
     if "rank_subset" not in derived:
         return None
     ranks = derived["rank_subset"].rename(subset_municipality="municipality")
     out = rk.summarise_ranks(ranks, top_k=spec.ranking.top_k, ci_prob=spec.sampling.ci_prob)
+    out["rank_mean_all"] = derived["rank"].mean(rk.SAMPLE_DIMS).sel(municipality=out.municipality)
     return out.to_dataframe().reset_index().sort_values("rank_mean").reset_index(drop=True)
 
 
