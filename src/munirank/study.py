@@ -334,7 +334,9 @@ def _client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
     env = {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in THREAD_ENV.items()}
     with dask.config.set(env), LocalCluster(
             n_workers=workers or 2, threads_per_worker=1, processes=True,
-            dashboard_address=None) as cluster, Client(cluster) as client:
+            dashboard_address=None,  # no dashboard; its HTTP server on a free port, not 8787
+            scheduler_kwargs={"dashboard": False, "dashboard_address": ":0"}) as cluster, \
+            Client(cluster) as client:
         yield client
 
 
