@@ -1,0 +1,199 @@
+"""Acceptance study for issue 10: credible sets, tiers and triple-goal estimates against truth.
+
+For each replicate: simulate a register with known truth (the ``tiny`` preset with
+``--n-municipalities`` municipalities of geometric sizes, top_k = 10), fit it with short
+chains, and compare with truth.csv:
+
+- does the 0.9 "contains" set for the top (bottom) ten contain the whole true top (bottom) ten?
+- are all members of the "each" set truly in the top ten?
+- does the true order respect the tiers?
+- rank and effect errors of the GR estimates against posterior means: mean squared rank error
+  (GR integer ranks, ranks of the posterior mean effects, posterior mean ranks), mean squared
+  effect error, and the error of the estimates' EDF (mean |sorted estimate - sorted truth|,
+  the Wasserstein-1 distance between the two histograms).
+
+Usage (one fit at a time; resumable: replicates already in results.csv are skipped)::
+
+    .venv/bin/python scripts/study_statements.py --replicates 50 --out /tmp/study_statements
+    .venv/bin/python scripts/study_statements.py --worked-example --out /tmp/dk_example
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import munirank
+from munirank import statements as st
+
+LEVEL = 0.9
+K_TOP = 10
+RELAXED_RHAT, RELAXED_ESS = 1.02, 100  # a looser gate, reported beside the package's own
+
+
+def register_options(n_municipalities: int) -> dict:
+    """A tiny-preset override: municipalities from 500 down to 10 spells, top_k = 10."""
+    sizes = np.geomspace(500, 10, n_municipalities).round().astype(int)
+    named = tuple((f"M{i:02d}", int(n)) for i, n in enumerate(sizes, start=1))
+    return {"named_counts": named, "top_k": K_TOP}
+
+
+def edf_error(estimate: np.ndarray, truth: np.ndarray) -> float:
+    """Mean absolute difference of the sorted values (Wasserstein-1 between the EDFs)."""
+    return float(np.mean(np.abs(np.sort(estimate) - np.sort(truth))))
+
+
+def evaluate(result: munirank.FitResult, truth: pd.DataFrame) -> dict:
+    """Coverage of sets and tiers and GR/posterior-mean errors for one fitted replicate."""
+    table = result.municipalities.set_index("municipality")
+    truth = truth.set_index("municipality").loc[table.index]
+    ranks = result.tree["derived"]["rank"]
+    true_rank = truth["true_rank"].to_numpy()
+    true_eff = truth["true_effect_months"].to_numpy()
+    n = len(truth)
+    row: dict = {}
+    for tail, true_set in (("top", set(truth.index[true_rank <= K_TOP])),
+                           ("bottom", set(truth.index[true_rank > n - K_TOP]))):
+        contains = st.credible_set(ranks, k=K_TOP, ci_prob=LEVEL, tail=tail)
+        each = st.each_set(ranks, k=K_TOP, ci_prob=LEVEL, tail=tail)
+        row |= {f"{tail}_covered": true_set <= set(contains.members),
+                f"{tail}_size": len(contains.members),
+                f"{tail}_probability": contains.probability,
+                f"{tail}_proved_minimal": contains.proved_minimal,
+                f"{tail}_each_size": len(each.members),
+                f"{tail}_each_correct": set(each.members) <= true_set}
+    tiering = st.tiers(ranks, ci_prob=LEVEL).set_index("municipality")
+    tier_of = tiering.loc[table.index, "tier"].to_numpy()
+    row["n_tiers"] = int(tier_of.max())
+    row["tiers_respected"] = bool(all(
+        true_rank[tier_of == t].max() < true_rank[tier_of == t + 1].min()
+        for t in range(1, row["n_tiers"])))
+    pm_rank = table["effect_months_mean"].rank(method="first").to_numpy()
+    row |= {
+        "rank_mse_gr": float(np.mean((table["rank_gr"].to_numpy() - true_rank) ** 2)),
+        "rank_mse_pm": float(np.mean((pm_rank - true_rank) ** 2)),
+        "rank_mse_rbar": float(np.mean((table["rank_mean"].to_numpy() - true_rank) ** 2)),
+        "effect_mse_gr": float(np.mean((table["effect_months_gr"].to_numpy() - true_eff) ** 2)),
+        "effect_mse_pm": float(np.mean((table["effect_months_mean"].to_numpy() - true_eff) ** 2)),
+        "edf_error_gr": edf_error(table["effect_months_gr"].to_numpy(), true_eff),
+        "edf_error_pm": edf_error(table["effect_months_mean"].to_numpy(), true_eff),
+        "sd_true": float(np.std(true_eff)),
+        "sd_gr": float(np.std(table["effect_months_gr"])),
+        "sd_pm": float(np.std(table["effect_months_mean"])),
+    }
+    return row
+
+
+def run_replicate(rep: int, root: Path, args: argparse.Namespace) -> dict:
+    """Simulate, fit and evaluate replicate ``rep`` (its folders are removed afterwards)."""
+    sim = munirank.simulate("tiny", seed=1000 + rep, out=root / f"sim{rep}",
+                            **register_options(args.n_municipalities))
+    t0 = time.perf_counter()
+    result = munirank.fit(sim / "spells.csv", spec=sim / "spec.toml", out=root / f"fit{rep}",
+                          draws=args.draws, tune=args.tune, chains=args.chains, seed=rep,
+                          progressbar=False)
+    d = result.diagnostics
+    row = {"replicate": rep, "converged": result.converged, "rhat_max": d["rhat_max"],
+           "ess_bulk_min": d["ess_bulk_min"], "divergences": d["divergences"],
+           "relaxed": d["rhat_max"] <= RELAXED_RHAT and d["ess_bulk_min"] >= RELAXED_ESS
+           and d["divergences"] == 0,
+           "fit_seconds": round(time.perf_counter() - t0, 1),
+           **evaluate(result, pd.read_csv(sim / "truth.csv", dtype={"municipality": str}))}
+    shutil.rmtree(sim)
+    shutil.rmtree(root / f"fit{rep}")
+    return row
+
+
+def summarise(results: pd.DataFrame) -> str:
+    """The acceptance figures, as text."""
+    conv = results[results["converged"]]
+    relaxed = results[results["relaxed"]]
+    lines = [f"replicates: {len(results)}, converged (package gate: R-hat <= 1.01, bulk ESS >= "
+             f"400, no divergences): {len(conv)}, relaxed gate (R-hat <= {RELAXED_RHAT}, ESS >= "
+             f"{RELAXED_ESS}): {len(relaxed)}; divergences in {(results['divergences'] > 0).sum()}"
+             f"; R-hat max median {results['rhat_max'].median():.3f}, bulk ESS min median "
+             f"{results['ess_bulk_min'].median():.0f}"]
+    for name, df in (("all", results), ("relaxed", relaxed), ("converged", conv)):
+        if df.empty:
+            continue
+        lines += [
+            f"[{name}] 0.9 top-10 'contains' set holds the true top 10: "
+            f"{df['top_covered'].mean():.3f} ({df['top_covered'].sum()}/{len(df)}); "
+            f"bottom 10: {df['bottom_covered'].mean():.3f}; mean size top "
+            f"{df['top_size'].mean():.1f}, bottom {df['bottom_size'].mean():.1f}; proved minimal "
+            f"{df['top_proved_minimal'].mean():.2f}",
+            f"[{name}] 'each' sets all truly top 10: {df['top_each_correct'].mean():.3f} (mean "
+            f"size {df['top_each_size'].mean():.1f}); bottom: "
+            f"{df['bottom_each_correct'].mean():.3f} (mean size "
+            f"{df['bottom_each_size'].mean():.1f})",
+            f"[{name}] tiers: mean {df['n_tiers'].mean():.2f}, true order respects them in "
+            f"{df['tiers_respected'].mean():.3f}",
+            f"[{name}] mean squared rank error: GR {df['rank_mse_gr'].mean():.2f}, ranks of "
+            f"posterior means {df['rank_mse_pm'].mean():.2f}, posterior mean ranks "
+            f"{df['rank_mse_rbar'].mean():.2f}",
+            f"[{name}] mean squared effect error (months^2): GR {df['effect_mse_gr'].mean():.3f}, "
+            f"posterior mean {df['effect_mse_pm'].mean():.3f}",
+            f"[{name}] EDF error (W1, months): GR {df['edf_error_gr'].mean():.3f}, posterior mean "
+            f"{df['edf_error_pm'].mean():.3f}; SD of effects: true {df['sd_true'].mean():.2f}, GR "
+            f"{df['sd_gr'].mean():.2f}, posterior mean {df['sd_pm'].mean():.2f}",
+        ]
+    lines.append(f"fit seconds: median {results['fit_seconds'].median():.1f}, "
+                 f"total {results['fit_seconds'].sum():.0f}")
+    return "\n".join(lines)
+
+
+def study(args: argparse.Namespace) -> None:
+    """Run the missing replicates one after the other, appending to results.csv."""
+    root = Path(args.out)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "results.csv"
+    done = pd.read_csv(path) if path.is_file() else pd.DataFrame({"replicate": []})
+    for rep in range(args.replicates):
+        if rep in set(done["replicate"]):
+            continue
+        row = pd.DataFrame([run_replicate(rep, root, args)])
+        row.to_csv(path, mode="a", header=not path.is_file(), index=False)
+        print(f"replicate {rep}: {row.iloc[0].to_dict()}", flush=True)
+    summary = summarise(pd.read_csv(path))
+    (root / "summary.txt").write_text(summary + "\n")
+    print(summary)
+
+
+def worked_example(args: argparse.Namespace) -> None:
+    """dk-1999-2005, seed 1, the default fit; print the statements."""
+    root = Path(args.out)
+    sim = munirank.simulate("dk-1999-2005", seed=1, out=root / "sim")
+    t0 = time.perf_counter()
+    result = munirank.fit(sim / "spells.csv", spec=sim / "spec.toml", out=root / "fit",
+                          progressbar=False)
+    print(f"fit: {time.perf_counter() - t0:.0f} s, converged {result.converged}")
+    print((root / "fit" / "statements.txt").read_text())
+    truth = pd.read_csv(sim / "truth.csv", dtype={"municipality": str})
+    print("truth vs statements:", evaluate(result, truth))
+    names = result.municipalities["municipality"].head(3).tolist()
+    print("\n".join(st.pairwise_sentences(st.pairwise(root / "fit", names))))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line of the study."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="/tmp/study_statements")
+    parser.add_argument("--replicates", type=int, default=50)
+    parser.add_argument("--n-municipalities", type=int, default=60)
+    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--tune", type=int, default=500)
+    parser.add_argument("--chains", type=int, default=2)
+    parser.add_argument("--worked-example", action="store_true")
+    args = parser.parse_args(argv)
+    worked_example(args) if args.worked_example else study(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
