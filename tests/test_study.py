@@ -160,9 +160,15 @@ def fake(monkeypatch):
 
 def test_study_survives_a_killed_worker_and_resume_skips_finished(tmp_path, fake):
     out = tmp_path / "study"
+    st._settings(out, {"preset": "tiny", "seed": 1, "overrides": {}, "sampling": {},
+                       "cutoff": 80})
+    first = fake_replicate("tiny", 0, 1, str(out), {}, {}, 80)  # finished before a stop
+    stamp0 = st.replicate_path(out, 0).stat().st_mtime_ns
     summary = st.study("tiny", 6, out, workers=2, progressbar=False)
     assert (out / "killed_3").exists()  # a worker did die mid-run
     assert summary["replicates_done"] == 6 and summary["failures"] == []
+    assert st.replicate_path(out, 0).stat().st_mtime_ns == stamp0  # skipped, not rerun
+    assert json.loads(st.replicate_path(out, 0).read_text()) == json.loads(json.dumps(first))
     reps = sorted((out / "replicates").glob("rep_*.json"))
     assert [p.name for p in reps] == [f"rep_{i:04d}.json" for i in range(6)]
     assert summary["scores"]["bayes"]["rmse_all"] == pytest.approx(3.5)
@@ -170,7 +176,7 @@ def test_study_survives_a_killed_worker_and_resume_skips_finished(tmp_path, fake
         assert (out / name).is_file()
     rel = pd.read_csv(out / "reliability.csv")
     assert rel.groupby("probability")["n"].sum().tolist() == [180, 180]
-    # resume: nothing is run again, finished files are untouched, more replicates are added
+    # resume: nothing is run again (no cluster), finished files are untouched
     stamps = {p.name: p.stat().st_mtime_ns for p in reps}
     (out / "killed_3").unlink()
     again = st.study("tiny", 6, out, workers=1, progressbar=False)
@@ -178,24 +184,12 @@ def test_study_survives_a_killed_worker_and_resume_skips_finished(tmp_path, fake
     assert {p.name: p.stat().st_mtime_ns for p in reps} == stamps
 
 
-def test_resume_with_other_settings_is_refused(tmp_path, fake):
+def test_resume_with_other_settings_is_refused(tmp_path):
     out = tmp_path / "study"
     st._settings(out, {"preset": "tiny", "seed": 1, "overrides": {}, "sampling": {},
                        "cutoff": 80})
     with pytest.raises(InputError, match="other settings"):
         st.study("tiny", 1, out, effect_sd=0.2, progressbar=False)
-
-
-def test_partial_resume_runs_only_missing_replicates(tmp_path, fake):
-    out = tmp_path / "study"
-    st._settings(out, {"preset": "tiny", "seed": 1, "overrides": {}, "sampling": {},
-                       "cutoff": 80})
-    first = fake_replicate("tiny", 0, 1, str(out), {}, {}, 80)
-    stamp = st.replicate_path(out, 0).stat().st_mtime_ns
-    summary = st.study("tiny", 2, out, workers=1, progressbar=False)
-    assert summary["replicates_done"] == 2
-    assert st.replicate_path(out, 0).stat().st_mtime_ns == stamp
-    assert json.loads(st.replicate_path(out, 0).read_text()) == json.loads(json.dumps(first))
 
 
 # --- one real replicate (sampling) ---------------------------------------------------------
