@@ -228,6 +228,7 @@ def test_write_statements_files(fit_dir):
     assert sorted(sub["municipality"]) == sorted(spec.ranking.subset)
     text = (folder / "statements.txt").read_text()
     assert "Within the named subset of 7 municipalities" in text
+    assert len(results[1].sentences) == 5  # k = 5 of 7: sets and tiers, no "X is among" lines
     for r in results:
         assert all(s in text for s in r.sentences)
     k = spec.ranking.top_k

@@ -355,7 +355,8 @@ def ranking_statements(ranks: xr.DataArray, *, top_k: int = 10, ci_prob: float =
     table : pandas.DataFrame, optional
         municipalities.csv; adds each municipality's effect in months to its detail line.
     n_named : int
-        At most this many "X is among the k fastest" sentences per tail (those >= 0.5).
+        At most this many "X is among the k fastest" sentences per tail (those >= 0.5; none
+        when k is more than half the municipalities, where they say little).
 
     Returns
     -------
@@ -372,7 +373,7 @@ def ranking_statements(ranks: xr.DataArray, *, top_k: int = 10, ci_prob: float =
     where = "" if scope == "all" else f" of the {len(names)} in the subset"
     sentences = [*(_set_sentence(s, where, p[s.tail]) for s in sets),
                  _tier_sentence(tiering, where),
-                 *_named_sentences(p, k, where, n_named)]
+                 *(_named_sentences(p, k, where, n_named) if 2 * k <= len(names) else [])]
     details = _detail_lines(rt, p, k, ci_prob, table if scope == "all" else None)
     return RankingStatements(scope=scope, n_ranked=len(names), top_k=k, ci_prob=ci_prob,
                              sets=sets, tiers=tiering, ranks=rt, sentences=tuple(sentences),
