@@ -62,3 +62,118 @@ def test_group_effect_variants_build(tiny_episodes, effect):
     model = create_model(tiny_episodes, ModelSpec(group_effect=effect))
     assert "u" in model.named_vars
     assert np.isfinite(model.compile_logp()(model.initial_point()))
+
+
+# --- alternative baselines (issue 9) -------------------------------------------------------
+
+def _censored_rows(seed=3, n=400):
+    rng = np.random.default_rng(seed)
+    s = np.where(rng.random(n) < 0.3, rng.uniform(0.1, 1.0, n), 0.0)
+    t = s + rng.uniform(0.05, 2.0, n)
+    d = (rng.random(n) < 0.5).astype(float)
+    return t, s, d, rng.normal(0, 0.7, n)
+
+
+def _scipy_censored(dist, t, s, d):
+    ll = np.where(d == 1, dist.logpdf(t), dist.logsf(t))
+    return ll - np.where(s > 0, dist.logsf(s), 0.0)
+
+
+@pytest.mark.parametrize(("baseline", "make"), [
+    ("exponential", lambda eta, a: stats.expon(scale=np.exp(-eta))),
+    ("weibull", lambda eta, a: stats.weibull_min(c=a, scale=np.exp(-eta / a))),
+    ("loglogistic", lambda eta, a: stats.fisk(c=a, scale=np.exp(-eta / a))),
+    ("lognormal", lambda eta, a: stats.lognorm(s=1 / a, scale=np.exp(-eta / a))),
+])
+@pytest.mark.parametrize("alpha", [0.7, 1.6])
+def test_baseline_loglik_matches_scipy(baseline, make, alpha):
+    """S = Psi(eta + alpha log t): exponential, Weibull, log-logistic (fisk), log-normal."""
+    from munirank.model import baseline_loglik
+
+    t, s, d, eta = _censored_rows()
+    ours = baseline_loglik(baseline, t, s, d, eta, alpha=alpha)
+    np.testing.assert_allclose(ours, _scipy_censored(make(eta, alpha), t, s, d),
+                               rtol=1e-9, atol=1e-10)
+
+
+def test_piecewise_loglik_matches_integrated_hazard():
+    """Piecewise exponential against scipy.integrate.quad of the hazard, per row."""
+    from scipy import integrate
+
+    from munirank.model import baseline_loglik
+
+    t, s, d, eta = _censored_rows(n=60)
+    cuts = np.array([0.125, 0.25, 0.5, 0.75])
+    log_piece = np.array([0.3, -0.2, 0.5, -0.4])
+    rates = np.exp(np.concatenate([[0.0], log_piece]))
+
+    def hazard(x, e):
+        return np.exp(e) * rates[np.searchsorted(cuts, x, side="left")]
+
+    expected = [di * np.log(hazard(ti, ei)) - integrate.quad(
+        hazard, si, ti, args=(ei,), points=cuts[(cuts > si) & (cuts < ti)], limit=200)[0]
+        for ti, si, di, ei in zip(t, s, d, eta, strict=True)]
+    ours = baseline_loglik("piecewise_exponential", t, s, d, eta, log_piece=log_piece,
+                           cuts=cuts)
+    np.testing.assert_allclose(ours, expected, rtol=1e-8, atol=1e-10)
+
+
+def _alternative_point(model, episodes, rng):
+    point = {"beta0": -0.4, "sigma_log__": np.log(0.35),
+             "beta": rng.normal(0, 0.3, episodes.sizes["covariate"]),
+             "gamma": rng.normal(0, 0.3, episodes.sizes["municipal_covariate"]),
+             "u_raw": rng.normal(size=episodes.sizes["municipality"])}
+    if "alpha" in model.named_vars:
+        point["alpha_log__"] = np.log(1.3)
+    if "log_piece" in model.named_vars:
+        point["log_piece"] = rng.normal(0, 0.3, 4)
+    return point
+
+
+@pytest.mark.parametrize("baseline", ["exponential", "loglogistic", "lognormal",
+                                      "piecewise_exponential"])
+def test_alternative_potential_equals_pointwise_loglik(tiny_episodes, baseline):
+    """The PyTensor likelihood of each alternative equals the numpy pointwise one summed
+    (pointwise_loglik adds the months Jacobian, removed here)."""
+    import xarray as xr
+
+    from munirank.model import pointwise_loglik
+
+    model = create_model(tiny_episodes, ModelSpec(baseline=baseline))
+    point = _alternative_point(model, tiny_episodes, np.random.default_rng(5))
+    (term,) = model.replace_rvs_by_values([model.potentials[0]])
+    potential = model.compile_fn(term, inputs=model.value_vars, on_unused_input="ignore")(point)
+    sd = ("chain", "draw")
+    post = xr.Dataset(
+        {"beta0": (sd, [[-0.4]]), "beta": ((*sd, "covariate"), point["beta"][None, None]),
+         "gamma": ((*sd, "municipal_covariate"), point["gamma"][None, None]),
+         "u": ((*sd, "municipality"), 0.35 * point["u_raw"][None, None])},
+        coords={k: tiny_episodes[k].to_numpy()
+                for k in ("municipality", "covariate", "municipal_covariate")})
+    if "alpha_log__" in point:
+        post["alpha"] = (sd, [[1.3]])
+    if "log_piece" in point:
+        post["log_piece"] = ((*sd, "piece"), point["log_piece"][None, None])
+    ll = pointwise_loglik(post, tiny_episodes, baseline=baseline)
+    jacobian = float(tiny_episodes["event"].sum()) * np.log(
+        float(tiny_episodes.attrs["horizon_months"]))
+    assert ll.dims == ("chain", "draw", "episode")
+    assert float(potential) == pytest.approx(float(ll.sum()) + jacobian, rel=1e-9)
+    assert np.isfinite(model.compile_logp()(model.initial_point()))
+
+
+def test_weibull_pointwise_loglik_equals_baseline_loglik(tiny_episodes, tiny_posterior):
+    from munirank.model import baseline_loglik, linear_predictor, pointwise_loglik
+
+    fast = pointwise_loglik(tiny_posterior, tiny_episodes)
+    assert fast.dims == ("chain", "draw", "episode")
+
+    scale = float(tiny_episodes.attrs["horizon_months"])
+    eta = linear_predictor(tiny_posterior, tiny_episodes).transpose("chain", "draw", "episode")
+    flat = baseline_loglik("weibull", tiny_episodes["exit"].to_numpy() / scale,
+                           tiny_episodes["entry"].to_numpy() / scale,
+                           tiny_episodes["event"].to_numpy().astype(float),
+                           eta.to_numpy().reshape(-1, eta.sizes["episode"]),
+                           alpha=tiny_posterior["alpha"].to_numpy().reshape(-1, 1))
+    jac = tiny_episodes["event"].to_numpy() * np.log(scale)
+    np.testing.assert_allclose(fast.to_numpy().reshape(flat.shape), flat - jac, rtol=1e-10)

@@ -19,6 +19,28 @@ The event terms reduce to sufficient statistics: :math:`\sum_i d_i \eta_i = D\be
 (\sum_i d_i x_i)^\top\beta + \sum_m D_m (z_m^\top\gamma + u_m)`, so only the cumulative
 hazard needs one term per episode; entry terms are evaluated only for delayed-entry episodes
 (which also avoids the gradient of :math:`0^\alpha`).
+
+Alternative baselines (``spec.baseline``, for model checking; :mod:`munirank.checks`)
+share the linear predictor and write survival as :math:`S(t) = \Psi(\eta + g(t))`
+(larger :math:`\eta` = faster in every family):
+
+============================  ======================================  =======================
+baseline                      :math:`g(t)`                            :math:`\Psi(z)`
+============================  ======================================  =======================
+``weibull``                   :math:`\alpha\log t`                    :math:`e^{-e^z}` (PH)
+``exponential``               :math:`\log t` (:math:`\alpha = 1`)     :math:`e^{-e^z}` (PH)
+``piecewise_exponential``     :math:`\log\Lambda_0(t)`                :math:`e^{-e^z}` (PH)
+``loglogistic``               :math:`\alpha\log t`                    :math:`1/(1+e^z)` (AFT)
+``lognormal``                 :math:`\alpha\log t`                    :math:`1-\Phi(z)` (AFT)
+============================  ======================================  =======================
+
+with :math:`\Lambda_0(t) = \sum_k e^{\delta_k}\,|(0, t] \cap (c_{k-1}, c_k]|` on the cut points
+:data:`PIECE_CUTS_MONTHS` (:math:`\delta_1 = 0`, so :math:`\beta_0` is the log hazard of
+the first piece). Log-logistic and log-normal are accelerated-failure-time models, not PH:
+:math:`\log T = -\eta/\alpha + \varepsilon/\alpha` with logistic or normal
+:math:`\varepsilon`, so :math:`u_m` shifts log durations by :math:`-u_m/\alpha` (the
+log-logistic :math:`u_m` is also a log odds ratio of having reached the outcome). Every
+family's log-likelihood is explicit, :math:`\ell_i = d_i \log h(t_i) - [H(t_i) - H(s_i)]`.
 """
 
 from __future__ import annotations
@@ -27,9 +49,14 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
+from pymc.distributions.dist_math import normal_lccdf
+from scipy import special
 
 from munirank.data import as_codes
 from munirank.spec import ModelSpec
+
+PIECE_CUTS_MONTHS = (6.0, 12.0, 24.0, 36.0)
+"""Cut points of the piecewise-exponential baseline (months since permit)."""
 
 
 def time_scale(episodes: xr.Dataset) -> float:
@@ -66,6 +93,99 @@ def weibull_loglik(t: np.ndarray, s: np.ndarray, d: np.ndarray, eta: np.ndarray,
         t**alpha - s**alpha)
 
 
+def piece_cuts(episodes: xr.Dataset) -> np.ndarray:
+    """Cut points of the piecewise-exponential baseline on the model's time scale."""
+    return np.asarray(PIECE_CUTS_MONTHS) / time_scale(episodes)
+
+
+def piece_exposure(t: np.ndarray, s: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """Time each episode (s, t] spends in each piece, shape (episodes, len(cuts) + 1)."""
+    lo = np.concatenate([[0.0], cuts])
+    hi = np.concatenate([cuts, [np.inf]])
+    return np.clip(np.minimum(t[:, None], hi) - np.maximum(s[:, None], lo), 0.0, None)
+
+
+def _with_first_piece(log_piece: np.ndarray) -> np.ndarray:
+    """Prepend the first piece's 0 to (draws, pieces - 1) relative log hazards."""
+    lp = np.atleast_2d(log_piece)
+    return np.concatenate([np.zeros((lp.shape[0], 1)), lp], axis=1)
+
+
+def _log_or_minus_inf(s: np.ndarray) -> np.ndarray:
+    return np.log(s, out=np.full(np.shape(s), -np.inf), where=s > 0)
+
+
+def survival_link(baseline: str, z: np.ndarray) -> np.ndarray:
+    r"""The family's :math:`\Psi(z)`: survival at :math:`z = \eta + g(t)` (numpy)."""
+    if baseline == "loglogistic":
+        return special.expit(-z)
+    if baseline == "lognormal":
+        return special.ndtr(-z)
+    return np.exp(-np.exp(z))
+
+
+def log_time_term(baseline: str, t: np.ndarray, *, alpha: np.ndarray | float = 1.0,
+                  log_piece: np.ndarray | None = None,
+                  cuts: np.ndarray | None = None) -> np.ndarray:
+    r""":math:`g(t)` per draw (rows of ``alpha``/``log_piece``) and time (columns of ``t``)."""
+    t = np.asarray(t, float)
+    if baseline == "piecewise_exponential":
+        cum = np.exp(_with_first_piece(log_piece)) @ piece_exposure(t, np.zeros_like(t), cuts).T
+        return _log_or_minus_inf(cum)
+    return alpha * _log_or_minus_inf(t)
+
+
+def baseline_loglik(baseline: str, t: np.ndarray, s: np.ndarray, d: np.ndarray,
+                    eta: np.ndarray, *, alpha: np.ndarray | float = 1.0,
+                    log_piece: np.ndarray | None = None,
+                    cuts: np.ndarray | None = None) -> np.ndarray:
+    r"""Pointwise log-likelihood of any baseline, right censoring and delayed entry (numpy).
+
+    :math:`\ell = d \log h(t) - [H(t) - H(s)]`, written per family (module docstring).
+
+    Parameters
+    ----------
+    baseline : str
+        One of :data:`munirank.spec.BASELINES`.
+    t, s, d : numpy.ndarray
+        Exit time, entry time (0 = none) and event indicator (episodes), model time scale.
+    eta : numpy.ndarray
+        Linear predictor, shape (draws, episodes) or (episodes,).
+    alpha : float or numpy.ndarray
+        Shape, broadcasting against ``eta`` (e.g. (draws, 1)); ignored by ``exponential``
+        and ``piecewise_exponential``.
+    log_piece : numpy.ndarray, optional
+        Piecewise-exponential log hazard of each piece relative to the first, (draws, pieces)
+        or (pieces,).
+    cuts : numpy.ndarray, optional
+        Interior cut points of the pieces (model time scale).
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape as ``eta``.
+    """
+    if baseline == "piecewise_exponential":
+        lp = _with_first_piece(log_piece)
+        piece = np.searchsorted(cuts, t, side="left")
+        exposure = np.exp(lp) @ piece_exposure(t, s, cuts).T
+        ll = d * (eta + lp[:, piece]) - np.exp(eta) * exposure
+        return ll.reshape(np.broadcast_shapes(np.shape(eta), ll.shape[-1:]))
+    if baseline == "exponential":
+        alpha = 1.0
+    log_t = np.log(t)
+    z_t = eta + alpha * log_t
+    z_s = eta + alpha * _log_or_minus_inf(s)
+    log_a = np.log(alpha) - log_t
+    if baseline == "loglogistic":
+        softplus_t = np.logaddexp(0.0, z_t)
+        return d * (log_a + z_t - softplus_t) - softplus_t + np.logaddexp(0.0, z_s)
+    if baseline == "lognormal":
+        return (d * (log_a - 0.5 * z_t**2 - 0.5 * np.log(2 * np.pi))
+                + (1 - d) * special.log_ndtr(-z_t) - special.log_ndtr(-z_s))
+    return d * (log_a + z_t) - (np.exp(z_t) - np.exp(z_s))
+
+
 def create_model(episodes: xr.Dataset, spec: ModelSpec) -> pm.Model:
     """Build the PyMC model for an episodes Dataset (a pure factory: ``spec`` is not changed).
 
@@ -87,6 +207,8 @@ def create_model(episodes: xr.Dataset, spec: ModelSpec) -> pm.Model:
     --------
     >>> model = create_model(episodes, spec.model)  # doctest: +SKIP
     """
+    if spec.baseline != "weibull":
+        return _create_alternative(episodes, spec)
     p = spec.priors
     scale = time_scale(episodes)
     t = episodes["exit"].to_numpy() / scale
@@ -140,14 +262,83 @@ def _group_effect(spec: ModelSpec, sigma: pt.TensorVariable) -> pt.TensorVariabl
     return pm.Deterministic("u", sigma * u_raw, dims="municipality")
 
 
-PARAMETERS = ("alpha", "beta0", "beta", "gamma", "sigma", "u")
+def _create_alternative(episodes: xr.Dataset, spec: ModelSpec) -> pm.Model:
+    """The model for a baseline other than Weibull (per-episode terms; for checking)."""
+    p = spec.priors
+    scale = time_scale(episodes)
+    t = episodes["exit"].to_numpy() / scale
+    s = episodes["entry"].to_numpy() / scale
+    d = episodes["event"].to_numpy().astype(float)
+    codes = as_codes(episodes)
+    delayed = np.flatnonzero(s > 0)
+    coords = {name: episodes[name].to_numpy().tolist()
+              for name in ("municipality", "covariate", "municipal_covariate")}
+    cuts = piece_cuts(episodes)
+    coords["piece"] = [f"{lo:g}-{hi:g}" for lo, hi in zip(
+        (0.0, *PIECE_CUTS_MONTHS), (*PIECE_CUTS_MONTHS, np.inf), strict=True)][1:]
+    with pm.Model(coords=coords) as model:
+        x_d, z_d, code_d = pm.Data("x", episodes["x"].to_numpy()), pm.Data(
+            "z", episodes["z"].to_numpy()), pm.Data("code", codes)
+        beta0 = pm.Normal("beta0", mu=crude_log_rate(episodes), sigma=p.beta0_sigma)
+        beta = pm.Normal("beta", 0.0, p.beta_sigma, dims="covariate")
+        gamma = pm.Normal("gamma", 0.0, p.gamma_sigma, dims="municipal_covariate")
+        sigma = pm.HalfNormal("sigma", p.sigma_sigma)
+        u = _group_effect(spec, sigma)
+        eta = beta0 + pt.dot(x_d, beta) + (pt.dot(z_d, gamma) + u)[code_d]
+        if spec.baseline == "piecewise_exponential":
+            # pieces after the first, relative to it; sd 1 on the log hazard ratio scale
+            log_piece = pm.Normal("log_piece", 0.0, 1.0, dims="piece")
+            loglik = _piecewise_loglik_tensor(eta, log_piece, t, s, d, cuts)
+        else:
+            alpha = (1.0 if spec.baseline == "exponential"
+                     else pm.LogNormal("alpha", mu=p.alpha_mu, sigma=p.alpha_sigma))
+            loglik = _aft_ph_loglik_tensor(spec.baseline, eta, alpha, t, s, d, delayed)
+        pm.Potential("loglik", loglik)
+    return model
 
 
-def pointwise_loglik(posterior: xr.Dataset, episodes: xr.Dataset) -> xr.DataArray:
+def _piecewise_loglik_tensor(eta, log_piece, t, s, d, cuts):  # noqa: ANN001, ANN202
+    full = pt.concatenate([pt.zeros(1), log_piece])
+    exposure = piece_exposure(t, s, cuts)
+    events_piece = np.bincount(np.searchsorted(cuts, t, side="left"), weights=d,
+                               minlength=len(cuts) + 1)
+    cum = pt.dot(pt.as_tensor(exposure), pt.exp(full))
+    return pt.dot(d, eta) + pt.dot(events_piece, full) - pt.sum(pt.exp(eta) * cum)
+
+
+def _aft_ph_loglik_tensor(baseline, eta, alpha, t, s, d, delayed):  # noqa: ANN001, ANN202
+    log_t = np.log(t)
+    z_t = eta + alpha * log_t
+    z_s = eta[delayed] + alpha * np.log(s[delayed])
+    log_a = pt.log(alpha) - log_t
+    if baseline == "loglogistic":
+        sp = pt.softplus(z_t)
+        return (pt.sum(d * (log_a + z_t - sp)) - pt.sum(sp) + pt.sum(pt.softplus(z_s)))
+    if baseline == "lognormal":
+        return (pt.sum(d * (log_a - 0.5 * z_t**2)) - 0.5 * np.log(2 * np.pi) * d.sum()
+                + pt.sum((1 - d) * normal_lccdf(0.0, 1.0, z_t))
+                - pt.sum(normal_lccdf(0.0, 1.0, z_s)))
+    return pt.sum(d * (log_a + z_t)) - pt.sum(pt.exp(z_t)) + pt.sum(pt.exp(z_s))
+
+
+PARAMETERS = ("alpha", "beta0", "beta", "gamma", "sigma", "u", "log_piece")
+
+
+def pointwise_loglik(posterior: xr.Dataset, episodes: xr.Dataset, *,
+                     baseline: str = "weibull") -> xr.DataArray:
     """Per-episode log-likelihood for every draw (for LOO), in months.
 
     Computed from the posterior in numpy; it is a per-person array and is never written to
     an output file.
+
+    Parameters
+    ----------
+    posterior : xarray.Dataset
+        Draws (chain, draw) of the model's parameters.
+    episodes : xarray.Dataset
+        The episodes the model was fitted to.
+    baseline : str
+        The fitted model's baseline (see the module docstring).
 
     Returns
     -------
@@ -156,12 +347,30 @@ def pointwise_loglik(posterior: xr.Dataset, episodes: xr.Dataset) -> xr.DataArra
     """
     scale = time_scale(episodes)
     eta = linear_predictor(posterior, episodes)
-    alpha = posterior["alpha"]
     t = episodes["exit"] / scale
     s = episodes["entry"] / scale
-    ll = weibull_loglik(t, s, episodes["event"], eta, alpha)
+    if baseline == "weibull":
+        ll = weibull_loglik(t, s, episodes["event"], eta, posterior["alpha"])
+    else:
+        eta = eta.transpose("chain", "draw", "episode")
+        flat = eta.to_numpy().reshape(-1, eta.sizes["episode"])
+        values = baseline_loglik(baseline, t.to_numpy(), s.to_numpy(),
+                                 episodes["event"].to_numpy().astype(float), flat,
+                                 **shape_draws(posterior, baseline, episodes))
+        ll = eta.copy(data=values.reshape(eta.shape))
     # the Jacobian of the time rescaling turns the density in t* into a density in months
-    return ll - episodes["event"] * np.log(scale)
+    return (ll - episodes["event"] * np.log(scale)).transpose("chain", "draw", "episode")
+
+
+def shape_draws(posterior: xr.Dataset, baseline: str,
+                 episodes: xr.Dataset) -> dict[str, np.ndarray]:
+    """Shape parameters per draw, (draws, 1) or (draws, pieces), as numpy keyword arguments."""
+    if baseline == "piecewise_exponential":
+        lp = posterior["log_piece"].transpose("chain", "draw", "piece").to_numpy()
+        return {"log_piece": lp.reshape(-1, lp.shape[-1]), "cuts": piece_cuts(episodes)}
+    if baseline == "exponential":
+        return {"alpha": np.ones((posterior.sizes["chain"] * posterior.sizes["draw"], 1))}
+    return {"alpha": posterior["alpha"].transpose("chain", "draw").to_numpy().reshape(-1, 1)}
 
 
 def linear_predictor(posterior: xr.Dataset, episodes: xr.Dataset,

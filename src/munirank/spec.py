@@ -21,7 +21,7 @@ TIME_UNITS_PER_MONTH = {"months": 1.0, "weeks": 52.0 / 12.0, "days": 365.25 / 12
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 METHODS = ("nuts", "pathfinder", "laplace")
 GROUP_EFFECTS = ("normal", "zerosum", "student_t")
-BASELINES = ("weibull",)
+BASELINES = ("weibull", "exponential", "loglogistic", "lognormal", "piecewise_exponential")
 
 
 @dataclass(frozen=True)
