@@ -192,6 +192,16 @@ def test_resume_with_other_settings_is_refused(tmp_path):
         st.study("tiny", 1, out, effect_sd=0.2, progressbar=False)
 
 
+def test_a_second_study_process_on_the_same_folder_is_refused(tmp_path, capsys):
+    out = tmp_path / "study"
+    out.mkdir()
+    (out / ".running").write_text(str(os.getpid()))  # "another" live study process
+    args = ["study", "--preset", "tiny", "--replicates", "1", "--out", str(out)]
+    assert run(args) == 2
+    assert "already running" in capsys.readouterr().err
+    assert not (out / "replicates").exists()
+
+
 # --- one real replicate (sampling) ---------------------------------------------------------
 
 @pytest.mark.slow

@@ -319,6 +319,37 @@ def _settings(out: Path, settings: dict[str, Any]) -> None:
 
 
 @contextlib.contextmanager
+def _running(out: Path) -> Iterator[None]:
+    """Refuse a second study process on the same folder (it would rerun the same replicates)."""
+    lock = out / ".running"
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        pid = int(lock.read_text() or 0)
+        if _alive(pid):
+            raise InputError(f"a study is already running on this folder (pid {pid})",
+                             file=str(out)) from None
+        lock.unlink()  # left by a process that was killed
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    with os.fdopen(fd, "w") as f:
+        f.write(str(os.getpid()))
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    return pid > 0
+
+
+@contextlib.contextmanager
 def _client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
     try:
         import dask
@@ -522,7 +553,8 @@ def study(preset: str, replicates: int, out: str | Path, scheduler: str | None =
     if todo:
         args = {"preset": preset, "seed": seed, "out": str(out), "overrides": overrides,
                 "sampling": sampling, "cutoff": cutoff}
-        failures = _run_on_dask(todo, replicates, args, scheduler, workers, progressbar)
+        with _running(out):
+            failures = _run_on_dask(todo, replicates, args, scheduler, workers, progressbar)
     results = load_replicates(out, replicates)
     if not results:
         raise RuntimeError("no replicate finished: " + "; ".join(failures))
