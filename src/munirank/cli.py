@@ -131,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also fit alternative models and print a LOO table")
     p.set_defaults(func=_cmd_fit)
 
+    p = sub.add_parser("check", help="model checking: alternatives, LOO, rank/prior sensitivity")
+    _add_data_spec_out(p)
+    _add_sampling(p)
+    p.add_argument("--models", help="comma-separated alternatives to fit (default all)")
+    p.set_defaults(func=_delegate("checks", "check_command"))
+
     p = sub.add_parser("compare", help="frequentist benchmark vs Bayesian, side by side")
     _add_data_spec_out(p)
     _add_sampling(p)
@@ -182,7 +188,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="speed and scale benchmarks")
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--quick", action="store_true", help="only the default fit comparison")
+    p.add_argument("--cases", help="comma-separated cases (default all: nutpie, pymc, "
+                   "frequentist, laplace, scale-nuts, scale-laplace)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the registers and fits")
+    p.add_argument("--scale-spells", type=int, default=1_000_000,
+                   help="spells of the scale runs (default 1,000,000)")
+    p.add_argument("--scale-municipalities", type=int, default=400,
+                   help="municipalities of the scale runs (default 400)")
+    p.add_argument("--draws", type=int, help="draws per chain of every fit (default 1000)")
     p.set_defaults(func=_delegate("bench", "bench_command"))
     return parser
 

@@ -1,0 +1,280 @@
+"""``munirank bench``: speed and scale figures, all measured in one run on this machine.
+
+Each case runs in a fresh Python process (``python -m munirank.bench --case ...``), so that
+compilation is not shared between cases and the peak resident memory of the case (its own
+and its children's, e.g. PyMC's chain processes) is its own. Cases:
+
+- ``nutpie``: the default fit of ``dk-1999-2005`` (``munirank fit``, 4 chains x 1000 draws);
+- ``pymc``: the same model and settings sampled by PyMC's own NUTS;
+- ``frequentist``: the AKF-style lifelines fixed-effects fit of ``munirank compare``;
+- ``laplace``: the Laplace approximation on ``dk-1999-2005``, scored against ``nutpie``;
+- ``scale-nuts`` / ``scale-laplace``: ``dk-1999-2005`` scaled to ``--scale-spells`` spells and
+  ``--scale-municipalities`` municipalities, NUTS and Laplace, Laplace scored against NUTS.
+
+Ratios are the figures that count (these machines are shared); bench.json records the load
+average before and after each case so that a noisy run can be recognised.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+DK_SPELLS = 23_563
+CASES = ("nutpie", "pymc", "frequentist", "laplace", "scale-nuts", "scale-laplace")
+TARGETS = {
+    "nutpie_wall_seconds_max": 60.0,
+    "ess_per_second_ratio_min": 4.0,
+    "scale_nuts_wall_seconds_max": 900.0,
+    "scale_nuts_peak_gib_max": 6.0,
+    "scale_approx_wall_seconds_max": 120.0,
+    "scale_approx_p_top10_diff_max": 0.05,
+}
+
+
+def _peak_gib() -> float:
+    """Peak resident memory of this process and of its largest child, GiB (Linux: KiB)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return (own + kids) / 2**20
+
+
+def _fit_case(data: Path, out: Path, **options: Any) -> dict[str, Any]:
+    """One ``munirank fit`` through the API; the figures bench reports about it."""
+    from munirank import api
+
+    t0 = time.perf_counter()
+    result = api.fit(data / "spells.csv", spec=data / "spec.toml", out=out,
+                     progressbar=False, **options)
+    wall = time.perf_counter() - t0
+    timings = json.loads((out / "run.json").read_text())["timings"]
+    diag = result.diagnostics
+    sampling = timings["sampling_seconds"]
+    ess_u = float(diag["ess_bulk_min_effects"])
+    return {
+        "wall_seconds": wall,
+        "compile_seconds": timings.get("compile_seconds"),
+        "sampling_seconds": sampling,
+        "draw_seconds": timings.get("draw_seconds"),
+        "effects_ranks_seconds": timings.get("effects_ranks_seconds"),
+        "ess_bulk_min_u": ess_u,
+        "ess_per_second": ess_u / sampling,
+        "rhat_max": diag["rhat_max"],
+        "divergences": diag["divergences"],
+        "converged": diag["converged"],
+        "n_episodes": json.loads((out / "run.json").read_text())["n_episodes"],
+    }
+
+
+def _frequentist_case(data: Path) -> dict[str, Any]:
+    from munirank import frequentist
+    from munirank.data import load_episodes
+    from munirank.spec import load_spec
+
+    t0 = time.perf_counter()
+    episodes = load_episodes(data / "spells.csv", load_spec(data / "spec.toml"))
+    t1 = time.perf_counter()
+    table = frequentist.benchmark(episodes)
+    t2 = time.perf_counter()
+    return {"wall_seconds": t2 - t0, "fit_seconds": t2 - t1,
+            "n_ranked": int(table["freq_rank"].notna().sum())}
+
+
+def run_case(case: str, data: Path, out: Path, draws: int | None) -> dict[str, Any]:
+    """Run one case in this process (called in a fresh subprocess by :func:`bench`)."""
+    load0 = os.getloadavg()[0]
+    if case == "frequentist":
+        figures = _frequentist_case(data)
+    else:
+        options: dict[str, Any] = {"draws": draws}
+        if case == "pymc":
+            options["sampler"] = "pymc"
+        if case.endswith("laplace"):
+            options["method"] = "laplace"
+        figures = _fit_case(data, out, **options)
+    figures.update(case=case, peak_gib=_peak_gib(), load_before=load0,
+                   load_after=os.getloadavg()[0])
+    return figures
+
+
+def agreement(approx: Path, exact: Path) -> dict[str, float]:
+    """Largest differences between two fits' municipality tables (approximation vs NUTS)."""
+    a = pd.read_csv(approx / "municipalities.csv", index_col="municipality")
+    b = pd.read_csv(exact / "municipalities.csv", index_col="municipality").loc[a.index]
+    top = [c for c in a.columns if c.startswith("p_top")][0]
+    bottom = [c for c in a.columns if c.startswith("p_bottom")][0]
+    return {
+        "p_top_max_abs_diff": float((a[top] - b[top]).abs().max()),
+        "p_bottom_max_abs_diff": float((a[bottom] - b[bottom]).abs().max()),
+        "effect_months_mean_max_abs_diff": float(
+            (a["effect_months_mean"] - b["effect_months_mean"]).abs().max()),
+        "effect_months_lo_max_abs_diff": float(
+            (a["effect_months_lo"] - b["effect_months_lo"]).abs().max()),
+        "effect_months_hi_max_abs_diff": float(
+            (a["effect_months_hi"] - b["effect_months_hi"]).abs().max()),
+        "rank_mean_max_abs_diff": float((a["rank_mean"] - b["rank_mean"]).abs().max()),
+    }
+
+
+def _simulate(folder: Path, seed: int, **options: Any) -> Path:
+    from munirank import api
+
+    if not (folder / "spells.csv").is_file():
+        api.simulate("dk-1999-2005", seed=seed, out=folder, **options)
+    return folder
+
+
+def _subprocess(case: str, data: Path, out: Path, draws: int | None) -> dict[str, Any]:
+    result = out.with_suffix(".json")
+    cmd = [sys.executable, "-m", "munirank.bench", "--case", case, "--data", str(data),
+           "--fit-out", str(out), "--result", str(result)]
+    if draws is not None:
+        cmd += ["--draws", str(draws)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode not in (0, 3):  # 3: fitted but not converged (recorded, not fatal)
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        return {"case": case, "error": tail[0], "process_seconds": time.perf_counter() - t0}
+    figures = json.loads(result.read_text())
+    figures["process_seconds"] = time.perf_counter() - t0
+    return figures
+
+
+def bench(out: str | Path, *, cases: tuple[str, ...] = CASES, seed: int = 1,
+          scale_spells: int = 1_000_000, scale_municipalities: int = 400,
+          draws: int | None = None) -> dict[str, Any]:
+    """Run the benchmark cases and write ``bench.json`` and ``bench.txt`` under ``out``.
+
+    Parameters
+    ----------
+    out : str or Path
+        Output folder (simulated data and fits are kept under ``out/work``).
+    cases : tuple of str
+        Which of :data:`CASES` to run.
+    seed : int
+        Seed of the simulated registers and of the fits.
+    scale_spells, scale_municipalities : int
+        Size of the scale runs.
+    draws : int, optional
+        Draws per chain for every fit (default: the spec's, 1000).
+
+    Returns
+    -------
+    dict
+        What bench.json holds: per case figures, ratios and targets.
+    """
+    out = Path(out)
+    work = out / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    dk = _simulate(work / "dk", seed)
+    results: dict[str, dict[str, Any]] = {}
+    for case in cases:
+        if case.startswith("scale"):
+            named = 72
+            data = _simulate(work / f"scale-{scale_spells}", seed,
+                             scale=scale_spells / DK_SPELLS,
+                             n_small=max(scale_municipalities - named, 0))
+        else:
+            data = dk
+        print(f"bench: {case} ...", flush=True)
+        results[case] = _subprocess(case, data, work / f"fit-{case}", draws)
+        print(f"bench: {case}: {_one_line(results[case])}", flush=True)
+    summary = _summarise(results, work)
+    report = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+              "seed": seed, "scale_spells": scale_spells,
+              "scale_municipalities": scale_municipalities, "cases": results, **summary,
+              "targets": TARGETS}
+    (out / "bench.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
+    text = table_text(report)
+    (out / "bench.txt").write_text(text + "\n")
+    print(text)
+    return report
+
+
+def _one_line(r: dict[str, Any]) -> str:
+    if "error" in r:
+        return f"failed: {r['error']}"
+    return ", ".join(f"{k} {v:.3g}" for k, v in r.items()
+                     if isinstance(v, float) and k in ("wall_seconds", "ess_per_second",
+                                                       "peak_gib"))
+
+
+def _summarise(results: dict[str, dict[str, Any]], work: Path) -> dict[str, Any]:
+    ratios: dict[str, float] = {}
+    agree: dict[str, dict[str, float]] = {}
+    ok = {k: v for k, v in results.items() if "error" not in v}
+    if "nutpie" in ok and "pymc" in ok:
+        ratios["ess_per_second_nutpie_over_pymc"] = (ok["nutpie"]["ess_per_second"]
+                                                     / ok["pymc"]["ess_per_second"])
+        ratios["wall_pymc_over_nutpie"] = ok["pymc"]["wall_seconds"] / ok["nutpie"]["wall_seconds"]
+    if "nutpie" in ok and "frequentist" in ok:
+        ratios["wall_nutpie_over_frequentist"] = (ok["nutpie"]["wall_seconds"]
+                                                  / ok["frequentist"]["wall_seconds"])
+    for approx, exact in (("laplace", "nutpie"), ("scale-laplace", "scale-nuts")):
+        if approx in ok and exact in ok:
+            agree[approx] = agreement(work / f"fit-{approx}", work / f"fit-{exact}")
+            ratios[f"wall_{exact}_over_{approx}"] = (ok[exact]["wall_seconds"]
+                                                     / ok[approx]["wall_seconds"])
+    return {"ratios": ratios, "agreement": agree}
+
+
+def table_text(report: dict[str, Any]) -> str:
+    """The printed table: one row per case, then ratios and agreement."""
+    cols = [("wall_seconds", "wall s"), ("compile_seconds", "compile s"),
+            ("draw_seconds", "draws s"), ("ess_bulk_min_u", "min ESS u"),
+            ("ess_per_second", "ESS/s"), ("rhat_max", "R-hat max"),
+            ("divergences", "div"), ("peak_gib", "peak GiB"), ("n_episodes", "episodes")]
+    rows = []
+    for case, r in report["cases"].items():
+        if "error" in r:
+            rows.append({"case": case, "wall s": f"failed: {r['error']}"})
+            continue
+        rows.append({"case": case, **{label: r.get(key) for key, label in cols}})
+    table = pd.DataFrame(rows).set_index("case")
+    lines = [table.to_string(float_format=lambda v: f"{v:.3g}", na_rep="")]
+    for k, v in report["ratios"].items():
+        lines.append(f"{k}: {v:.2f}")
+    for k, v in report["agreement"].items():
+        lines.append(f"{k} vs NUTS: " + ", ".join(f"{a} {b:.3f}" for a, b in v.items()))
+    return "\n".join(lines)
+
+
+def bench_command(args: argparse.Namespace) -> int:
+    """``munirank bench``."""
+    cases = tuple(c.strip() for c in args.cases.split(",")) if args.cases else CASES
+    unknown = [c for c in cases if c not in CASES]
+    if unknown:
+        from munirank.errors import InputError
+
+        raise InputError(f"unknown case(s) {unknown}; known: {list(CASES)}",
+                         file="command line", column="--cases")
+    bench(args.out, cases=cases, seed=args.seed, scale_spells=args.scale_spells,
+          scale_municipalities=args.scale_municipalities, draws=args.draws)
+    return 0
+
+
+def _main() -> None:
+    p = argparse.ArgumentParser(prog="python -m munirank.bench")
+    p.add_argument("--case", required=True, choices=CASES)
+    p.add_argument("--data", required=True, type=Path)
+    p.add_argument("--fit-out", required=True, type=Path)
+    p.add_argument("--result", required=True, type=Path)
+    p.add_argument("--draws", type=int)
+    a = p.parse_args()
+    figures = run_case(a.case, a.data, a.fit_out, a.draws)
+    a.result.write_text(json.dumps(figures, default=float))
+
+
+if __name__ == "__main__":
+    _main()
+
+__all__ = ["CASES", "agreement", "bench", "bench_command", "run_case", "table_text"]
