@@ -63,8 +63,7 @@ def convergence(tree: xr.DataTree, *, var_names: list[str]) -> dict[str, Any]:
     out["criteria"] = f"rhat <= {RHAT_MAX}, ess_bulk >= {ESS_MIN:g}, no divergences"
     attrs = tree["posterior"].attrs
     if "laplace_converged" in attrs:  # independent draws: R-hat/ESS only measure MC error
-        out.update({k: attrs[k] for k in ("laplace_max_abs_gradient", "laplace_iterations",
-                                          "laplace_positive_definite")})
+        out.update({k: attrs[k] for k in attrs if k.startswith("laplace_")})
         out["converged"] = bool(out["converged"] and attrs["laplace_converged"])
         out["criteria"] += "; laplace: optimiser converged, curvature positive definite"
     return out
