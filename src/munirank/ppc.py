@@ -30,13 +30,22 @@ import pandas as pd
 import xarray as xr
 from lifelines import KaplanMeierFitter
 
-from munirank.model import linear_predictor, time_scale
+from munirank.data import as_codes
+from munirank.model import (
+    linear_predictor,
+    log_time_term,
+    piece_cuts,
+    survival_link,
+    time_scale,
+)
 from munirank.ranks import SAMPLE_DIMS
 
 COLUMNS = ["group", "month", "km", "km_lo", "km_hi", "at_risk", "pred_mean", "pred_lo",
            "pred_hi"]
 NATIONAL = "national"
 _CHUNK = 4_000_000  # floats per block of draws x episodes x months
+MAX_PRED_EPISODES = 50_000  # predictive curves average over at most this many episodes
+MAX_PRED_EPISODES_GROUP = 5_000  # ... and for one municipality
 
 
 def month_grid(horizon: float) -> np.ndarray:
@@ -98,7 +107,8 @@ def thin_draws(posterior: xr.Dataset, max_draws: int = 200) -> xr.Dataset:
 
 
 def predictive_survival(posterior: xr.Dataset, episodes: xr.Dataset, grid: np.ndarray, *,
-                        ci_prob: float = 0.9) -> pd.DataFrame:
+                        ci_prob: float = 0.9,
+                        max_episodes: int = MAX_PRED_EPISODES) -> pd.DataFrame:
     """Population-averaged posterior predictive survival of the given episodes.
 
     Parameters
@@ -118,6 +128,14 @@ def predictive_survival(posterior: xr.Dataset, episodes: xr.Dataset, grid: np.nd
         ``month``, ``pred_mean``, ``pred_lo``, ``pred_hi``.
     """
     scale = time_scale(episodes)
+    if episodes.sizes["episode"] > max_episodes:
+        # a fixed random subsample: the population average over 50,000 (5,000) episodes has
+        # a Monte Carlo error of about 0.002 (0.006) in survival, and the curves of a million
+        # episodes would otherwise cost minutes (draws x episodes x months); registers of
+        # the size of dk-1999-2005 are not subsampled
+        keep = np.sort(np.random.default_rng(0).choice(
+            episodes.sizes["episode"], max_episodes, replace=False))
+        episodes = episodes.isel(episode=keep)
     eta = linear_predictor(posterior, episodes).transpose("sample", "episode").to_numpy()
     alpha = posterior["alpha"].to_numpy()
     power = (grid / scale)[None, :] ** alpha[:, None]  # sample, month
@@ -189,8 +207,105 @@ def survival_table(posterior: xr.Dataset, episodes: xr.Dataset, *,
                           min_cell=min_cell)
         averaged = in_group & (entry == 0) if group == NATIONAL else in_group
         pred = predictive_survival(thinned, episodes.isel(episode=np.flatnonzero(averaged)),
-                                   grid, ci_prob=ci_prob)
+                                   grid, ci_prob=ci_prob,
+                                   max_episodes=MAX_PRED_EPISODES if group == NATIONAL
+                                   else MAX_PRED_EPISODES_GROUP)
         parts.append(km.merge(pred, on="month").assign(group=group))
     out = pd.concat(parts, ignore_index=True)[COLUMNS]
     out.attrs.update(ci_prob=ci_prob, min_cell=min_cell, n_draws=thinned.sizes["sample"])
+    return out
+
+
+COMPLETION_MONTHS = (12.0, 24.0, 48.0)
+COMPLETION_COLUMNS = ["group", "month", "at_risk", "observed", "observed_lo", "observed_hi",
+                      "pred_mean", "pred_lo", "pred_hi", "consistent"]
+
+
+def _log_time(thinned: xr.Dataset, baseline: str, t: np.ndarray,
+              episodes: xr.Dataset) -> np.ndarray:
+    """g(t) per thinned draw (rows) and time (columns) for any baseline."""
+    if baseline == "piecewise_exponential":
+        lp = thinned["log_piece"].transpose("sample", "piece").to_numpy()
+        return log_time_term(baseline, t, log_piece=lp, cuts=piece_cuts(episodes))
+    alpha = 1.0 if baseline == "exponential" else thinned["alpha"].to_numpy()[:, None]
+    return log_time_term(baseline, t[None, :], alpha=alpha)
+
+
+def completion_table(posterior: xr.Dataset, episodes: xr.Dataset, *, baseline: str = "weibull",
+                     months: tuple[float, ...] = COMPLETION_MONTHS, ci_prob: float = 0.9,
+                     min_cell: int = 5, max_draws: int = 200) -> pd.DataFrame:
+    r"""Predicted against observed share completed within ``months``, per municipality.
+
+    Observed: :math:`1 - \hat S_{KM}(t)`, the delayed-entry Kaplan-Meier of the group's
+    episodes (so censoring and late entry are respected), with its interval. Predicted: per
+    draw, :math:`1 - n^{-1}\sum_i \Psi(\eta_i + g(t))` over the group's episodes (any
+    baseline; nationally over first episodes, as in :func:`survival_table`), then mean and
+    equal-tailed interval. ``consistent`` says whether the two intervals overlap (the
+    predictive interval holds parameter uncertainty only, the Kaplan-Meier one the
+    sampling noise). Values are blank where fewer than ``min_cell`` episodes are at risk.
+
+    Parameters
+    ----------
+    posterior : xarray.Dataset
+        Posterior draws (chain, draw) of the fitted baseline's parameters.
+    episodes : xarray.Dataset
+        The episodes the model was fitted to.
+    baseline : str
+        The fitted baseline.
+    months : tuple of float
+        Times at which the shares are compared.
+    ci_prob : float
+        Probability of both intervals.
+    min_cell : int
+        Disclosure threshold on the number at risk.
+    max_draws : int
+        Draws used for the predictions.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`COMPLETION_COLUMNS`; group ``national`` first, then municipalities.
+    """
+    grid = np.asarray(months, float)
+    thinned = thin_draws(posterior, max_draws)
+    eta = linear_predictor(thinned, episodes).transpose("sample", "episode").to_numpy()
+    g = _log_time(thinned, baseline, grid / time_scale(episodes), episodes)
+    municipality = episodes["episode_municipality"].to_numpy()
+    names = episodes["municipality"].to_numpy().tolist()
+    codes = as_codes(episodes)
+    entry = episodes["entry"].to_numpy()
+    weights = np.zeros((len(codes), len(names) + 1))
+    weights[np.arange(len(codes)), codes] = 1.0
+    weights[:, -1] = entry == 0
+    weights /= weights.sum(axis=0)
+    done = np.stack([1 - survival_link(baseline, eta + g[:, [j]]) @ weights
+                     for j in range(len(grid))], axis=-1)  # sample, group, month
+    tail = (1 - ci_prob) / 2
+    pred = (done.mean(0), np.quantile(done, tail, 0), np.quantile(done, 1 - tail, 0))
+    parts = []
+    for col, group in enumerate([*names, NATIONAL]):
+        sel = np.ones(len(codes), bool) if group == NATIONAL else municipality == group
+        km = kaplan_meier(entry[sel], episodes["exit"].to_numpy()[sel],
+                          episodes["event"].to_numpy()[sel], grid, ci_prob=ci_prob,
+                          min_cell=min_cell)
+        parts.append(pd.DataFrame({
+            "group": group, "month": grid, "at_risk": km["at_risk"],
+            "observed": 1 - km["km"], "observed_lo": 1 - km["km_hi"],
+            "observed_hi": 1 - km["km_lo"], "pred_mean": pred[0][col],
+            "pred_lo": pred[1][col], "pred_hi": pred[2][col]}))
+    out = pd.concat([parts[-1], *parts[:-1]], ignore_index=True)
+    overlap = (out["observed_lo"] <= out["pred_hi"]) & (out["observed_hi"] >= out["pred_lo"])
+    out["consistent"] = overlap.astype("boolean").mask(out["observed"].isna())
+    out.attrs.update(ci_prob=ci_prob, min_cell=min_cell, n_draws=thinned.sizes["sample"])
+    return out[COMPLETION_COLUMNS]
+
+
+def completion_summary(table: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per month: municipalities shown and the share whose intervals overlap (consistent)."""
+    munis = table[table["group"] != NATIONAL]
+    out = {}
+    for month, rows in munis.groupby("month"):
+        shown = rows["consistent"].dropna()
+        out[f"{month:g}"] = {"n_shown": int(len(shown)),
+                             "share_consistent": float(shown.mean()) if len(shown) else None}
     return out
