@@ -130,7 +130,9 @@ def log_time_term(baseline: str, t: np.ndarray, *, alpha: np.ndarray | float = 1
     r""":math:`g(t)` per draw (rows of ``alpha``/``log_piece``) and time (columns of ``t``)."""
     t = np.asarray(t, float)
     if baseline == "piecewise_exponential":
-        cum = np.exp(_with_first_piece(log_piece)) @ piece_exposure(t, np.zeros_like(t), cuts).T
+        flat = t.ravel()
+        cum = np.exp(_with_first_piece(log_piece)) @ piece_exposure(flat, np.zeros_like(flat),
+                                                                     cuts).T
         return _log_or_minus_inf(cum)
     return alpha * _log_or_minus_inf(t)
 
