@@ -216,6 +216,9 @@ def check_spec(spec: Spec, *, file: str = "spec") -> None:
          f"must be one of {sorted(TIME_UNITS_PER_MONTH)}"),
         (spec.sampling.sampler in SAMPLERS, "sampling.sampler", f"must be one of {SAMPLERS}"),
         (spec.sampling.method in METHODS, "sampling.method", f"must be one of {METHODS}"),
+        (spec.sampling.method != "pathfinder", "sampling.method",
+         "pathfinder needs pymc-extras, which does not install beside PyMC 6.4; use laplace "
+         "(nested Laplace approximation) or nuts"),
         (spec.model.group_effect in GROUP_EFFECTS, "model.group_effect",
          f"must be one of {GROUP_EFFECTS}"),
         (spec.model.baseline in BASELINES, "model.baseline", f"must be one of {BASELINES}"),
