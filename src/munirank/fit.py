@@ -14,8 +14,10 @@ dims chain, draw, ...) and ``sample_stats``. Methods:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Iterator
 
 import pymc as pm
 import xarray as xr
@@ -62,6 +64,25 @@ def sample_posterior(model: pm.Model, spec: SamplingSpec, *, progressbar: bool =
         return _sample(model, spec, progressbar=progressbar, var_names=var_names)
 
 
+@contextlib.contextmanager
+def _one_blas_thread_in_children() -> Iterator[None]:
+    """One BLAS thread in PyMC's chain processes, which read it from the environment.
+
+    :func:`threadpool_limits` in this process does not reach processes started later.
+    """
+    names = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    saved = {k: os.environ.get(k) for k in names}
+    os.environ.update(dict.fromkeys(names, "1"))
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def _sample(model: pm.Model, spec: SamplingSpec, *, progressbar: bool,
             var_names: list[str]) -> tuple[xr.DataTree, dict[str, float]]:
     if spec.method == "laplace":
@@ -76,7 +97,7 @@ def _sample(model: pm.Model, spec: SamplingSpec, *, progressbar: bool,
         except ImportError as err:
             raise ImportError("sampler 'numpyro' needs JAX: pip install numpyro jax") from err
     t0 = time.perf_counter()
-    with model:
+    with model, _one_blas_thread_in_children():
         tree = pm.sample(
             draws=spec.draws, tune=spec.tune, chains=spec.chains,
             cores=min(spec.chains, os.cpu_count() or 1), random_seed=spec.seed,
