@@ -15,22 +15,29 @@ chains, and compare with truth.csv:
 Usage (one fit at a time; resumable: replicates already in results.csv are skipped)::
 
     .venv/bin/python scripts/study_statements.py --replicates 50 --out /tmp/study_statements
-    .venv/bin/python scripts/study_statements.py --worked-example --out /tmp/dk_example
+    .venv/bin/python scripts/study_statements.py --worked-example --out /tmp/dk_example \
+        [--fit FOLDER]   # reuse a fit folder of the same data (checked by data hash)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 import munirank
 from munirank import statements as st
+from munirank.data import data_hash
+from munirank.spec import load_spec
 
 LEVEL = 0.9
 K_TOP = 10
@@ -49,7 +56,7 @@ def edf_error(estimate: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean(np.abs(np.sort(estimate) - np.sort(truth))))
 
 
-def evaluate(result: munirank.FitResult, truth: pd.DataFrame) -> dict:
+def evaluate(result: Any, truth: pd.DataFrame) -> dict:
     """Coverage of sets and tiers and GR/posterior-mean errors for one fitted replicate."""
     table = result.municipalities.set_index("municipality")
     truth = truth.set_index("municipality").loc[table.index]
@@ -166,18 +173,35 @@ def study(args: argparse.Namespace) -> None:
 
 
 def worked_example(args: argparse.Namespace) -> None:
-    """dk-1999-2005, seed 1, the default fit; print the statements."""
+    """dk-1999-2005, seed 1, the default fit (or ``--fit``, a fit of it); print statements."""
     root = Path(args.out)
     sim = munirank.simulate("dk-1999-2005", seed=1, out=root / "sim")
-    t0 = time.perf_counter()
-    result = munirank.fit(sim / "spells.csv", spec=sim / "spec.toml", out=root / "fit",
-                          progressbar=False)
-    print(f"fit: {time.perf_counter() - t0:.0f} s, converged {result.converged}")
-    print((root / "fit" / "statements.txt").read_text())
+    if args.fit:  # a fit folder of exactly these data (checked by the data hash)
+        folder = Path(args.fit)
+        run = json.loads((folder / "run.json").read_text())
+        if run["data_hash"] != data_hash(sim / "spells.csv"):
+            raise SystemExit(f"{folder} is not a fit of dk-1999-2005 seed 1")
+        result = SimpleNamespace(
+            municipalities=pd.read_csv(folder / "municipalities.csv",
+                                       dtype={"municipality": str}),
+            tree=xr.open_datatree(folder / "posterior.nc", engine="netcdf4"),
+            diagnostics=json.loads((folder / "diagnostics.json").read_text()))
+    else:
+        folder = root / "fit"
+        result = munirank.fit(sim / "spells.csv", spec=sim / "spec.toml", out=folder,
+                              progressbar=False)
+    d = result.diagnostics
+    print(f"fit: {d['wall_seconds']} s, converged {d['converged']} (R-hat {d['rhat_max']:.3f}, "
+          f"bulk ESS {d['ess_bulk_min']:.0f}, {d['divergences']} divergences)")
+    spec = load_spec(sim / "spec.toml")
+    results = st.statements_for(result.tree["derived"]["rank"].load(), top_k=spec.ranking.top_k,
+                                ci_prob=spec.sampling.ci_prob, subset=spec.ranking.subset,
+                                table=result.municipalities)
+    print(st.statements_text(results))
     truth = pd.read_csv(sim / "truth.csv", dtype={"municipality": str})
     print("truth vs statements:", evaluate(result, truth))
     names = result.municipalities["municipality"].head(3).tolist()
-    print("\n".join(st.pairwise_sentences(st.pairwise(root / "fit", names))))
+    print("\n".join(st.pairwise_sentences(st.pairwise(folder, names))))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tune", type=int, default=500)
     parser.add_argument("--chains", type=int, default=2)
     parser.add_argument("--worked-example", action="store_true")
+    parser.add_argument("--fit", help="worked example: an existing fit folder of the same data")
     args = parser.parse_args(argv)
     worked_example(args) if args.worked_example else study(args)
     return 0
