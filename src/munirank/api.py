@@ -117,6 +117,11 @@ def fit(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
     check_spec(spec_obj, file=spec_file)
     validate.check_encoding(spec_obj, file=spec_file)
     episodes = load_episodes(data, spec_obj)
+    if spec_obj.sampling.adaptation == "auto":
+        from munirank.spec import LOW_RANK_FROM_EPISODES
+
+        big = episodes.sizes["episode"] >= LOW_RANK_FROM_EPISODES
+        spec_obj = spec_obj.with_sampling(adaptation="low_rank" if big else "diag")
     t_data = time.perf_counter()
     model = create_model(episodes, spec_obj.model)
     with outputs.interruptible():  # nutpie returns truncated draws on Ctrl-C: never use them
@@ -134,7 +139,8 @@ def fit(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
         min_cell=spec_obj.disclosure.min_cell)
     t_end = time.perf_counter()
     s = spec_obj.sampling
-    diag.update(sampler=s.sampler, method=s.method, chains=s.chains, draws=s.draws,
+    diag.update(sampler=s.sampler, method=s.method, adaptation=s.adaptation,
+                chains=s.chains, draws=s.draws,
                 tune=s.tune, wall_seconds=round(t_end - t_start, 2))
     timings = {"read_validate_seconds": t_data - t_start, **timing,
                "effects_ranks_seconds": t_end - t_sampled, "wall_seconds": t_end - t_start}

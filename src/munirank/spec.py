@@ -20,6 +20,15 @@ from munirank.errors import InputError
 TIME_UNITS_PER_MONTH = {"months": 1.0, "weeks": 52.0 / 12.0, "days": 365.25 / 12.0}
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 METHODS = ("nuts", "pathfinder", "laplace")
+ADAPTATIONS = ("auto", "diag", "low_rank")
+LOW_RANK_FROM_EPISODES = 100_000
+"""``adaptation = "auto"`` uses nutpie's low-rank mass matrix from this many episodes on.
+
+With many spells per municipality the intercept, the municipal covariates and the
+municipality effects are strongly correlated a posteriori, which a diagonal mass matrix
+cannot follow (measured on dk-1999-2005 scaled to 200,000 spells and 400 municipalities,
+2 x 300 draws: minimum bulk ESS of the effects 14 with diag, 266 with low_rank, same time);
+at 23,563 spells diag reaches ESS > 1,000 in 4 x 1,000 draws."""
 GROUP_EFFECTS = ("normal", "zerosum", "student_t")
 BASELINES = ("weibull", "exponential", "loglogistic", "lognormal", "piecewise_exponential")
 
@@ -93,6 +102,7 @@ class SamplingSpec:
     seed: int = 1
     ci_prob: float = 0.9
     target_accept: float = 0.8
+    adaptation: str = "auto"  # nutpie's mass matrix: diag, low_rank, auto (by size)
 
 
 @dataclass(frozen=True)
@@ -216,6 +226,8 @@ def check_spec(spec: Spec, *, file: str = "spec") -> None:
          f"must be one of {sorted(TIME_UNITS_PER_MONTH)}"),
         (spec.sampling.sampler in SAMPLERS, "sampling.sampler", f"must be one of {SAMPLERS}"),
         (spec.sampling.method in METHODS, "sampling.method", f"must be one of {METHODS}"),
+        (spec.sampling.adaptation in ADAPTATIONS, "sampling.adaptation",
+         f"must be one of {ADAPTATIONS}"),
         (spec.sampling.method != "pathfinder", "sampling.method",
          "pathfinder needs pymc-extras, which does not install beside PyMC 6.4; use laplace "
          "(nested Laplace approximation) or nuts"),
