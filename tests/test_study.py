@@ -202,6 +202,47 @@ def test_a_second_study_process_on_the_same_folder_is_refused(tmp_path, capsys):
     assert not (out / "replicates").exists()
 
 
+def test_run_replicate_scores_and_writes_without_per_person_rows(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import xarray as xr
+
+    comp, truth = _comp_and_truth()
+    true = truth.set_index("municipality").loc[comp["municipality"], "true_effect_months"]
+    draws = true.to_numpy() + np.linspace(-1, 1, 40).reshape(2, 20, 1)
+    tree = {"derived": xr.Dataset({"effect_months": (("chain", "draw", "municipality"), draws)},
+                                  coords={"municipality": comp["municipality"].to_numpy()})}
+    diag = {"rhat_max": 1.0, "ess_bulk_min": 900.0, "ess_tail_min": 800.0, "divergences": 0,
+            "draws": 20, "tune": 20, "chains": 2, "converged": True}
+    ts = {"top_k": 2, "bayes": {"rmse_all": 1.0}, "frequentist": {"rmse_all": 2.0},
+          "frequentist_no_cutoff": {"rmse_all": 2.0}}
+    seen = {}
+
+    def fake_compare(preset, seed, scratch, overrides, sampling, cutoff):
+        sim = scratch / "sim"
+        sim.mkdir(parents=True)
+        truth.to_csv(sim / "truth.csv", index=False)
+        (sim / "spells.csv").write_text("person rows\n")
+        seen.update(seed=seed, scratch=scratch, overrides=overrides, sampling=sampling)
+        res = SimpleNamespace(fit=SimpleNamespace(tree=tree, diagnostics=diag),
+                              comparison=comp, truth_scores=ts)
+        return res, sim
+
+    monkeypatch.setattr(st, "_simulate_and_compare", fake_compare)
+    out = tmp_path / "study"
+    r = st.run_replicate("tiny", 7, 1, str(out), {"effect_sd": 0.2}, {"draws": 20}, 80)
+    assert seen["seed"] == st.replicate_seed(1, 7) and seen["overrides"] == {"effect_sd": 0.2}
+    assert not seen["scratch"].exists()  # the simulated register is gone
+    saved = json.loads((out / "replicates" / "rep_0007.json").read_text())
+    assert saved["index"] == 7 and saved["converged"] and saved["top_k"] == 2
+    assert saved["scores"]["bayes"]["coverage_0.9"] == 1.0
+    assert saved["compiledir"]  # recorded: which compile directory the worker used
+    assert r["scores"]["frequentist"]["true_top_k_dropped_by_cutoff"] == 1
+    # a finished replicate is returned as it is, not recomputed
+    seen.clear()
+    assert st.run_replicate("tiny", 7, 1, str(out), {}, {}, 80)["index"] == 7 and not seen
+
+
 # --- one real replicate (sampling) ---------------------------------------------------------
 
 @pytest.mark.slow

@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
+from threadpoolctl import threadpool_limits
 
 from munirank import outputs
 from munirank.errors import InputError
@@ -233,6 +234,27 @@ def _worker_name() -> str:
         return f"pid{os.getpid()}"
 
 
+def _scratch_root() -> str | None:
+    """The worker's own directory: dask removes it on close and purges it after a crash."""
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().local_directory)
+    except (ImportError, ValueError):
+        return None
+
+
+def _simulate_and_compare(preset: str, seed: int, scratch: Path, overrides: dict[str, Any],
+                          sampling: dict[str, Any], cutoff: int | None) -> tuple[Any, Path]:
+    from munirank.api import simulate
+    from munirank.compare import compare
+
+    sim = simulate(preset, seed=seed, out=scratch / "sim", **overrides)
+    res = compare(sim / "spells.csv", spec=sim / "spec.toml", out=scratch / "compare",
+                  cutoff=cutoff, progressbar=False, seed=seed, **sampling)
+    return res, sim
+
+
 def run_replicate(preset: str, index: int, seed: int, out: str, overrides: dict[str, Any],
                   sampling: dict[str, Any], cutoff: int | None) -> dict[str, Any]:
     """Simulate, fit both methods, score and write replicate ``index`` (a dask task).
@@ -245,16 +267,13 @@ def run_replicate(preset: str, index: int, seed: int, out: str, overrides: dict[
         return json.loads(path.read_text())
     name = _worker_name()
     compiledir = configure_process(Path(out) / ".pytensor", name)
-    from munirank.api import simulate
-    from munirank.compare import compare
-
     t0 = time.perf_counter()
     rep_seed = replicate_seed(seed, index)
-    scratch = Path(tempfile.mkdtemp(prefix=f"munirank-study-{index:04d}-"))
+    scratch = Path(tempfile.mkdtemp(prefix=f"munirank-study-{index:04d}-", dir=_scratch_root()))
     try:
-        sim = simulate(preset, seed=rep_seed, out=scratch / "sim", **overrides)
-        res = compare(sim / "spells.csv", spec=sim / "spec.toml", out=scratch / "compare",
-                      cutoff=cutoff, progressbar=False, seed=rep_seed, **sampling)
+        with threadpool_limits(1):  # BLAS may be loaded before the worker's environment
+            res, sim = _simulate_and_compare(preset, rep_seed, scratch, overrides, sampling,
+                                             cutoff)
         truth = pd.read_csv(sim / "truth.csv", dtype={"municipality": str})
         draws = res.fit.tree["derived"]["effect_months"].stack(sample=("chain", "draw"))
         draws = draws.transpose("sample", "municipality").sel(
