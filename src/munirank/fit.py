@@ -96,6 +96,8 @@ def _sample(model: pm.Model, spec: SamplingSpec, *, progressbar: bool,
             import numpyro  # noqa: F401
         except ImportError as err:
             raise ImportError("sampler 'numpyro' needs JAX: pip install numpyro jax") from err
+    nuts = ({"nuts": {"adaptation": spec.adaptation}}
+            if spec.sampler == "nutpie" and spec.adaptation != "auto" else {})
     t0 = time.perf_counter()
     with model, _one_blas_thread_in_children():
         tree = pm.sample(
@@ -103,8 +105,7 @@ def _sample(model: pm.Model, spec: SamplingSpec, *, progressbar: bool,
             cores=min(spec.chains, os.cpu_count() or 1), random_seed=spec.seed,
             nuts_sampler=spec.sampler, target_accept=spec.target_accept,
             progressbar=progressbar, var_names=var_names, compute_convergence_checks=False,
-            nuts=({"adaptation": spec.adaptation} if spec.sampler == "nutpie"
-                  and spec.adaptation != "auto" else None),
+            **nuts,
         )
     wall = time.perf_counter() - t0
     drawing = float(tree["posterior"].attrs.get("sampling_time", wall))

@@ -71,6 +71,8 @@ from munirank import diagnostics, outputs
 from munirank import ranks as rk
 from munirank.data import data_hash, read_table
 from munirank.errors import InputError
+from munirank.fit import sample_posterior
+from munirank.spec import SamplingSpec
 
 STAR_P = (0.20, 0.10, 0.05)  # p below these: *, **, ***
 Z_EDGES = np.concatenate([[0.0], stats.norm.ppf(1 - np.array(STAR_P) / 2), [np.inf]])
@@ -356,12 +358,11 @@ def create_published_model(table: pd.DataFrame) -> pm.Model:
 
 def sample_published(model: pm.Model, *, draws: int, tune: int, chains: int, seed: int,
                      sampler: str = "nutpie", progressbar: bool = True) -> xr.DataTree:
-    """NUTS draws of the reported parameters (nutpie by default)."""
-    with model:
-        return pm.sample(draws=draws, tune=tune, chains=chains, cores=min(chains, 2),
-                         random_seed=seed, nuts_sampler=sampler, target_accept=0.9,
-                         progressbar=progressbar, var_names=[*GATED, "z"],
-                         compute_convergence_checks=False)
+    """NUTS draws of the reported parameters (nutpie by default), through :mod:`munirank.fit`."""
+    spec = SamplingSpec(draws=draws, tune=tune, chains=chains, seed=seed, sampler=sampler,
+                        target_accept=0.9)
+    tree, _ = sample_posterior(model, spec, progressbar=progressbar, var_names=[*GATED, "z"])
+    return tree
 
 
 # --- summaries -------------------------------------------------------------------------------
