@@ -115,6 +115,10 @@ def fit(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
     from munirank.spec import check_spec
 
     check_spec(spec_obj, file=spec_file)
+    if spec_obj.model.baseline != "weibull":  # effects and PPC curves are Weibull's here
+        raise InputError(f"fit reports the Weibull model; baseline "
+                         f"{spec_obj.model.baseline!r} is compared by 'munirank check'",
+                         file=spec_file, column="model.baseline")
     validate.check_encoding(spec_obj, file=spec_file)
     episodes = load_episodes(data, spec_obj)
     if spec_obj.sampling.adaptation == "auto":
