@@ -67,3 +67,21 @@ def test_thin_draws_even():
     thinned = ppc.thin_draws(post, 5)
     assert thinned.sizes["sample"] == 5
     assert thinned["a"].to_numpy().tolist() == [0.0, 5.0, 10.0, 14.0, 19.0]
+
+
+def test_survival_table_without_municipal_covariates(tiny_dir, tiny_spec):
+    """An empty municipal-covariate dim (gamma of size zero) must not break the curves."""
+    import dataclasses
+
+    from conftest import fake_posterior
+    from munirank import ppc
+    from munirank.data import load_episodes
+
+    spec = dataclasses.replace(tiny_spec, covariates=dataclasses.replace(
+        tiny_spec.covariates, municipal=()))
+    episodes = load_episodes(tiny_dir / "spells.csv", spec)
+    assert episodes.sizes["municipal_covariate"] == 0
+    table = ppc.survival_table(fake_posterior(episodes), episodes)
+    national = table[table["group"] == "national"]
+    assert national["pred_mean"].between(0, 1).all()
+    assert national["pred_mean"].is_monotonic_decreasing

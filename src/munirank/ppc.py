@@ -100,10 +100,17 @@ def _step_at(times: np.ndarray, values: np.ndarray, grid: np.ndarray) -> np.ndar
 
 def thin_draws(posterior: xr.Dataset, max_draws: int = 200) -> xr.Dataset:
     """At most ``max_draws`` draws, evenly spaced over the stacked chains (dim ``sample``)."""
-    stacked = posterior.stack(sample=SAMPLE_DIMS)
+    # xarray cannot stack a variable of size zero (no municipal covariates: gamma is empty)
+    empty = [v for v in posterior.data_vars if posterior[v].size == 0]
+    stacked = posterior.drop_vars(empty).stack(sample=SAMPLE_DIMS)
     n = stacked.sizes["sample"]
     keep = np.unique(np.linspace(0, n - 1, min(n, max_draws)).round().astype(int))
-    return stacked.isel(sample=keep)
+    thinned = stacked.isel(sample=keep)
+    for v in empty:
+        dims = [d for d in posterior[v].dims if d not in SAMPLE_DIMS]
+        shape = [posterior.sizes[d] for d in dims]
+        thinned[v] = (dims + ["sample"], np.zeros((*shape, len(keep))))
+    return thinned
 
 
 def predictive_survival(posterior: xr.Dataset, episodes: xr.Dataset, grid: np.ndarray, *,
