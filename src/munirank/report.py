@@ -231,7 +231,8 @@ def build_context(ff: FitFolder, figures: dict[str, str]) -> dict[str, Any]:
     covs = ff.covariates.to_dict("records") if ff.covariates is not None else []
     return {
         "title": f"munirank report: {ff.path.name}", "sections": SECTIONS,
-        "figures": figures, "ci_pct": f"{100 * ff.ci_prob:g} %", "top_k": ff.top_k,
+        "figures": figures, "ci_pct": f"{100 * ff.ci_prob:g} %",
+        "one_sided_pct": f"{100 * (1 + ff.ci_prob) / 2:g} %", "top_k": ff.top_k,
         "min_cell": ff.min_cell, "converged": bool(ff.diagnostics.get("converged", False)),
         "diagnostics": ff.diagnostics, "run": ff.run, "spec": spec,
         "priors": spec.get("model", {}).get("priors", {}), "covariates": covs,
