@@ -279,7 +279,8 @@ def _interrupt(register, tmp_path, signum: int) -> tuple[int, str, Path]:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    reader.join(timeout=10)
+        reader.join(timeout=10)
+        proc.stderr.close()
     return code, "".join(lines), out
 
 
