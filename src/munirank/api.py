@@ -152,7 +152,10 @@ def fit(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
     disclosure.check_aggregate(result_tree)
     run = {"command": " ".join(sys.argv), "seed": s.seed, "spec_file": spec_file,
            "spec": spec_to_dict(spec_obj), "spec_hash": spec_hash(spec_obj),
-           "data_file": str(data), "data_hash": data_hash(data), "versions": outputs.versions(),
+           "data_file": str(data), "data_hash": data_hash(data),
+           "municipal_table_hash": (data_hash(spec_obj.resolve(spec_obj.data.municipal_table))
+                                    if spec_obj.data.municipal_table else None),
+           "versions": outputs.versions(),
            "timings": {k: round(v, 3) for k, v in timings.items()},
            "n_episodes": int(episodes.sizes["episode"]),
            "n_municipalities": int(episodes.sizes["municipality"])}
