@@ -57,7 +57,8 @@ def _fit_case(data: Path, out: Path, **options: Any) -> dict[str, Any]:
     result = api.fit(data / "spells.csv", spec=data / "spec.toml", out=out,
                      progressbar=False, **options)
     wall = time.perf_counter() - t0
-    timings = json.loads((out / "run.json").read_text())["timings"]
+    run = json.loads((out / "run.json").read_text())
+    timings = run["timings"]
     diag = result.diagnostics
     sampling = timings["sampling_seconds"]
     ess_u = float(diag["ess_bulk_min_effects"])
@@ -72,7 +73,7 @@ def _fit_case(data: Path, out: Path, **options: Any) -> dict[str, Any]:
         "rhat_max": diag["rhat_max"],
         "divergences": diag["divergences"],
         "converged": diag["converged"],
-        "n_episodes": json.loads((out / "run.json").read_text())["n_episodes"],
+        "n_episodes": run["n_episodes"],
     }
 
 

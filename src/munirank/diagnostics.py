@@ -62,7 +62,7 @@ def convergence(tree: xr.DataTree, *, var_names: list[str]) -> dict[str, Any]:
                             and div == 0)
     out["criteria"] = f"rhat <= {RHAT_MAX}, ess_bulk >= {ESS_MIN:g}, no divergences"
     attrs = tree["posterior"].attrs
-    if "laplace_converged" in attrs:  # independent draws: R-hat/ESS only measure MC error
+    if "laplace_converged" in attrs:
         out.update({k: attrs[k] for k in attrs if k.startswith("laplace_")})
         # R-hat of independent draws measures only noise: not gated for the approximation
         out["converged"] = bool(attrs["laplace_converged"] and out["ess_bulk_min"] >= ESS_MIN)

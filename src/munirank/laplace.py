@@ -122,8 +122,8 @@ class _Density:
 
 def _newton(neg: Callable[[np.ndarray], tuple[float, np.ndarray]],
             hessian: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
-            hess: np.ndarray | None) -> tuple[np.ndarray, float, np.ndarray, int]:
-    """Minimise by chord Newton steps with backtracking; the curvature at the minimum.
+            hess: np.ndarray | None) -> tuple[np.ndarray, float, np.ndarray, np.ndarray, int]:
+    """Minimise by chord Newton steps with backtracking; value, gradient, curvature there.
 
     Hand-written because the problem is badly conditioned for quasi-Newton methods (the
     intercept's curvature grows with the number of episodes, a small municipality's stays
@@ -133,7 +133,8 @@ def _newton(neg: Callable[[np.ndarray], tuple[float, np.ndarray]],
     they do not. Converged when the Newton decrement g' H^-1 g is below 1e-10.
     """
     f, g = neg(x)
-    if hess is None:
+    fresh = hess is None  # is ``hess`` the curvature at the current ``x``?
+    if fresh:
         hess = hessian(x)
     evals = 1
     for _ in range(MAX_NEWTON):
@@ -151,14 +152,26 @@ def _newton(neg: Callable[[np.ndarray], tuple[float, np.ndarray]],
             if t < 1e-6:
                 break
         if t < 1e-6:  # no progress along the chord step: refresh the curvature
-            hess = hessian(x)
+            hess, fresh = hessian(x), True
             continue
         slow = f - f_new < 0.1 * 0.5 * float(g @ step) * t
         x, f, g = x - t * step, f_new, g_new
+        fresh = False
         if slow or t < 1:
-            hess = hessian(x)
-    hess = hessian(x)
-    return x, f, hess, evals
+            hess, fresh = hessian(x), True
+    if not fresh:
+        hess = hessian(x)
+    return x, f, g, hess, evals
+
+
+def _point(s: float, x: np.ndarray, rest: np.ndarray, f: float, g: np.ndarray,
+           hess: np.ndarray, evals: int) -> dict:
+    """One grid point: mode ``x`` (full vector), curvature of ``rest`` and Laplace weight."""
+    chol, positive = _cholesky(hess)
+    return {"s": s, "x": x, "rest": rest, "chol": chol, "hess": hess, "positive": positive,
+            "log_weight": -f - float(np.log(np.diag(chol)).sum()),
+            "gradient": float(np.max(np.abs(g))),
+            "decrement": float(g @ np.linalg.solve(hess, g)), "iterations": evals}
 
 
 def _conditional(density: _Density, s: float, start: np.ndarray,
@@ -177,16 +190,10 @@ def _conditional(density: _Density, s: float, start: np.ndarray,
         f, g = density(full(y))
         return f, g[rest]
 
-    y, f, hess, evals = _newton(
+    y, f, g, hess, evals = _newton(
         neg, lambda y: hessian_from_gradient(lambda v: neg(v)[1], y, diagonal_block=block),
         start[rest], hess)
-    chol, positive = _cholesky(hess)
-    gradient = float(np.max(np.abs(neg(y)[1])))
-    log_weight = -f - float(np.log(np.diag(chol)).sum())
-    return {"s": s, "x": full(y), "rest": rest, "chol": chol, "hess": hess,
-            "positive": positive, "log_weight": log_weight, "gradient": gradient,
-            "decrement": float(neg(y)[1] @ np.linalg.solve(hess, neg(y)[1])),
-            "iterations": evals}
+    return _point(s, full(y), rest, f, g, hess, evals)
 
 
 def _grid(density: _Density) -> tuple[list[dict], float]:
@@ -278,16 +285,11 @@ def laplace_posterior(model: pm.Model, spec: SamplingSpec, *,
     expand = pytensor.function([flat_out], outs_j)
     t1 = time.perf_counter()
     if density.hyper is None:
-        x, _, hess, evals = _newton(
+        x, f, g, hess, evals = _newton(
             density, lambda x: hessian_from_gradient(lambda v: density(v)[1], x,
                                                      diagonal_block=density.block),
             density.x0, None)
-        chol, positive = _cholesky(hess)
-        g = density(x)[1]
-        points = [{"s": np.nan, "x": x, "rest": np.arange(len(x)), "chol": chol,
-                   "positive": positive, "log_weight": 0.0,
-                   "gradient": float(np.max(np.abs(g))),
-                   "decrement": float(g @ np.linalg.solve(hess, g)), "iterations": evals}]
+        points = [_point(np.nan, x, np.arange(len(x)), f, g, hess, evals)]
         step = np.nan
     else:
         points, step = _grid(density)
