@@ -40,7 +40,7 @@ def test_model_potential_equals_numpy_loglik(tiny_episodes):
     (term,) = model.replace_rvs_by_values([model.potentials[0]])
     potential = model.compile_fn(term, inputs=model.value_vars)(point)
     scale = float(tiny_episodes.attrs["horizon_months"])
-    u = 0.35 * point["u_raw"]
+    u = _u_at(model, point)
     mu = tiny_episodes["z"].to_numpy() @ point["gamma"] + u
     from munirank.data import as_codes
 
@@ -49,6 +49,46 @@ def test_model_potential_equals_numpy_loglik(tiny_episodes):
                               tiny_episodes["entry"].to_numpy() / scale,
                               tiny_episodes["event"].to_numpy(), eta, 1.3).sum()
     assert float(potential) == pytest.approx(expected, rel=1e-10)
+
+
+def _u_at(model, point):
+    """The municipality effects u at a point of the model's value variables."""
+    (u,) = model.replace_rvs_by_values([model["u"]])
+    return model.compile_fn(u, inputs=model.value_vars, on_unused_input="ignore")(point)
+
+
+def test_auto_parametrisation_centres_informative_municipalities(tiny_episodes):
+    from munirank.model import centred_municipalities
+
+    events = tiny_episodes["n_events"].to_numpy()
+    centred = centred_municipalities(events, ModelSpec())
+    assert centred.any() and not centred.all()
+    assert (events[centred] >= 9).all() and (events[~centred] <= 8).all()
+    assert not centred_municipalities(events, ModelSpec(parametrisation="non_centred")).any()
+    assert centred_municipalities(events, ModelSpec(parametrisation="centred")).all()
+
+
+def test_parametrisations_are_the_same_model(tiny_episodes):
+    """At the same effects u, the centred-where-informative and the non-centred densities
+    differ only by the Jacobian of u_raw = u / sigma against u_raw = u + level: log sigma per
+    centred municipality."""
+    from munirank.model import centred_municipalities
+
+    auto = create_model(tiny_episodes, ModelSpec())
+    plain = create_model(tiny_episodes, ModelSpec(parametrisation="non_centred"))
+    rng = np.random.default_rng(8)
+    sigma = 0.4
+    u = sigma * rng.normal(size=tiny_episodes.sizes["municipality"])
+    centred = centred_municipalities(tiny_episodes["n_events"].to_numpy(), ModelSpec())
+    common = {"alpha_log__": np.log(1.2), "beta0": -0.3, "sigma_log__": np.log(sigma),
+              "beta": rng.normal(0, 0.2, tiny_episodes.sizes["covariate"]),
+              "gamma": rng.normal(0, 0.2, tiny_episodes.sizes["municipal_covariate"])}
+    level = common["beta0"] + tiny_episodes["z"].to_numpy() @ common["gamma"]
+    at_auto = {**common, "u_raw": np.where(centred, u + level, u / sigma)}
+    at_plain = {**common, "u_raw": u / sigma}
+    np.testing.assert_allclose(_u_at(auto, at_auto), u)
+    difference = auto.compile_logp()(at_auto) - plain.compile_logp()(at_plain)
+    assert difference == pytest.approx(-centred.sum() * np.log(sigma), rel=1e-9)
 
 
 def test_every_municipality_is_in_the_model(tiny_episodes):
@@ -147,7 +187,7 @@ def test_alternative_potential_equals_pointwise_loglik(tiny_episodes, baseline):
     post = xr.Dataset(
         {"beta0": (sd, [[-0.4]]), "beta": ((*sd, "covariate"), point["beta"][None, None]),
          "gamma": ((*sd, "municipal_covariate"), point["gamma"][None, None]),
-         "u": ((*sd, "municipality"), 0.35 * point["u_raw"][None, None])},
+         "u": ((*sd, "municipality"), _u_at(model, point)[None, None])},
         coords={k: tiny_episodes[k].to_numpy()
                 for k in ("municipality", "covariate", "municipal_covariate")})
     if "alpha_log__" in point:

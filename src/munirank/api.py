@@ -122,10 +122,9 @@ def fit(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
     validate.check_encoding(spec_obj, file=spec_file)
     episodes = load_episodes(data, spec_obj)
     if spec_obj.sampling.adaptation == "auto":
-        from munirank.spec import LOW_RANK_FROM_EPISODES
+        from munirank.spec import AUTO_ADAPTATION
 
-        big = episodes.sizes["episode"] >= LOW_RANK_FROM_EPISODES
-        spec_obj = spec_obj.with_sampling(adaptation="low_rank" if big else "diag")
+        spec_obj = spec_obj.with_sampling(adaptation=AUTO_ADAPTATION)
     t_data = time.perf_counter()
     model = create_model(episodes, spec_obj.model)
     with outputs.interruptible():  # nutpie returns truncated draws on Ctrl-C: never use them

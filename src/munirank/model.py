@@ -18,7 +18,8 @@ a ZeroSumNormal.
 The event terms reduce to sufficient statistics: :math:`\sum_i d_i \eta_i = D\beta_0 +
 (\sum_i d_i x_i)^\top\beta + \sum_m D_m (z_m^\top\gamma + u_m)`, so only the cumulative
 hazard needs one term per episode; entry terms are evaluated only for delayed-entry episodes
-(which also avoids the gradient of :math:`0^\alpha`).
+(which also avoids the gradient of :math:`0^\alpha`). That term and its gradient are one
+hand-written Op (:mod:`munirank.cumhazard`) that reads each episode once per pass.
 
 Alternative baselines (``spec.baseline``, for model checking; :mod:`munirank.checks`)
 share the linear predictor and write survival as :math:`S(t) = \Psi(\eta + g(t))`
@@ -52,6 +53,7 @@ import xarray as xr
 from pymc.distributions.dist_math import normal_lccdf
 from scipy import special
 
+from munirank.cumhazard import cumulative_hazard, hazard_data, shared_inputs
 from munirank.data import as_codes
 from munirank.spec import ModelSpec
 
@@ -219,49 +221,79 @@ def create_model(episodes: xr.Dataset, spec: ModelSpec) -> pm.Model:
     x = episodes["x"].to_numpy()
     z = episodes["z"].to_numpy()
     codes = as_codes(episodes)
-    delayed = np.flatnonzero(s > 0)
     coords = {name: episodes[name].to_numpy().tolist()
               for name in ("municipality", "covariate", "municipal_covariate")}
+    hazard = hazard_data(x, episodes["x_centre"].to_numpy(), episodes["x_scale"].to_numpy(),
+                         codes, np.log(t), _log_or_minus_inf(s))
     with pm.Model(coords=coords) as model:
-        log_t = pm.Data("log_t", np.log(t))
-        x_d = pm.Data("x", x)
         z_d = pm.Data("z", z)
-        code_d = pm.Data("code", codes)
-        log_s_delayed = pm.Data("log_s_delayed", np.log(s[delayed]))
-        delayed_d = pm.Data("delayed", delayed)
+        hazard_vars = shared_inputs(hazard, model.register_data_var)
         # sufficient statistics of the event terms
         n_events = float(d.sum())
         sum_d_logt = float((d * np.log(t)).sum())
         sum_d_x = pm.Data("sum_d_x", d @ x)
-        events_m = pm.Data("events_m", np.bincount(codes, weights=d,
-                                                   minlength=len(coords["municipality"])))
+        events = np.bincount(codes, weights=d, minlength=len(coords["municipality"]))
+        events_m = pm.Data("events_m", events)
 
         alpha = pm.LogNormal("alpha", mu=p.alpha_mu, sigma=p.alpha_sigma)
         beta0 = pm.Normal("beta0", mu=crude_log_rate(episodes), sigma=p.beta0_sigma)
         beta = pm.Normal("beta", 0.0, p.beta_sigma, dims="covariate")
         gamma = pm.Normal("gamma", 0.0, p.gamma_sigma, dims="municipal_covariate")
         sigma = pm.HalfNormal("sigma", p.sigma_sigma)
-        u = _group_effect(spec, sigma)
+        z_gamma = pt.dot(z_d, gamma)
+        u = _group_effect(spec, sigma, centred_municipalities(events, spec), beta0 + z_gamma)
 
-        mu_m = pt.dot(z_d, gamma) + u
-        eta = beta0 + pt.dot(x_d, beta) + mu_m[code_d]
+        mu_m = z_gamma + u
         event_part = (n_events * (pt.log(alpha) + beta0) + (alpha - 1) * sum_d_logt
                       + pt.dot(sum_d_x, beta) + pt.dot(events_m, mu_m))
-        # exp(eta + alpha log t) = exp(eta) t^alpha with one exp per episode
-        cum_hazard = pt.sum(pt.exp(eta + alpha * log_t)) - pt.sum(
-            pt.exp(eta[delayed_d] + alpha * log_s_delayed))
+        cum_hazard = cumulative_hazard(beta0 + mu_m, beta, alpha, hazard, hazard_vars)
         pm.Potential("loglik", event_part - cum_hazard)
     return model
 
 
-def _group_effect(spec: ModelSpec, sigma: pt.TensorVariable) -> pt.TensorVariable:
+def centred_municipalities(events_m: np.ndarray, spec: ModelSpec) -> np.ndarray:
+    r"""Which municipality effects the sampler sees centred (a boolean per municipality).
+
+    The model is the same either way; the parametrisation only changes the geometry the
+    sampler explores. A municipality's :math:`D_m` events carry information :math:`\approx D_m`
+    about its log hazard ratio, the prior :math:`1/\sigma^2`: centred is the better geometry
+    where the data dominate, non-centred where the prior does (Papaspiliopoulos, Roberts and
+    Skold 2007). ``auto`` centres :math:`D_m \ge 1/s^2` with :math:`s` the prior median of
+    :math:`\sigma` (8.8 events for the default HalfNormal(0.5)). Centred effects are centred on
+    the whole municipal level, intercept and municipal covariates included (see
+    :func:`_group_effect`). Measured on ``dk-1999-2005`` seed 1 (4 x 1000 draws, nutpie, same
+    cost per draw): minimum bulk ESS of the effects 1,047 all non-centred, 6,885 with ``auto``
+    (187 of 271 centred); at 1,000,000 spells (2 x 300 draws) 969, where all non-centred
+    needed a low-rank mass matrix to reach 266 at 200,000 spells.
+    """
+    if spec.parametrisation == "centred":
+        return np.ones(len(events_m), bool)
+    if spec.parametrisation == "non_centred":
+        return np.zeros(len(events_m), bool)
+    median_sigma = spec.priors.sigma_sigma * special.erfinv(0.5) * np.sqrt(2.0)
+    return np.asarray(events_m) * median_sigma**2 >= 1.0
+
+
+def _group_effect(spec: ModelSpec, sigma: pt.TensorVariable, centred: np.ndarray,
+                  level: pt.TensorVariable) -> pt.TensorVariable:
+    """The municipality effects u, each non-centred or centred (hierarchical centring).
+
+    Non-centred: u_raw ~ N(0, 1), u = sigma u_raw. Centred: the municipality's whole log
+    hazard level is sampled, u_raw ~ N(level, sigma) with ``level`` = beta0 + z'gamma, and
+    u = u_raw - level (Gelfand, Sahu and Carlin 1995): with many events the data fix that
+    level, and sampling u itself would tie it to beta0 and gamma a posteriori.
+    """
     if spec.group_effect == "zerosum":
         return pm.ZeroSumNormal("u", sigma=sigma, dims="municipality")
+    mu_raw = pt.switch(centred, level, 0.0)
+    scale_raw = pt.switch(centred, sigma, 1.0)
     if spec.group_effect == "student_t":
-        u_raw = pm.StudentT("u_raw", nu=spec.priors.nu, mu=0.0, sigma=1.0, dims="municipality")
+        u_raw = pm.StudentT("u_raw", nu=spec.priors.nu, mu=mu_raw, sigma=scale_raw,
+                            dims="municipality")
     else:
-        u_raw = pm.Normal("u_raw", 0.0, 1.0, dims="municipality")
-    return pm.Deterministic("u", sigma * u_raw, dims="municipality")
+        u_raw = pm.Normal("u_raw", mu_raw, scale_raw, dims="municipality")
+    return pm.Deterministic("u", pt.switch(centred, u_raw - level, sigma * u_raw),
+                            dims="municipality")
 
 
 def _create_alternative(episodes: xr.Dataset, spec: ModelSpec) -> pm.Model:
@@ -285,8 +317,10 @@ def _create_alternative(episodes: xr.Dataset, spec: ModelSpec) -> pm.Model:
         beta = pm.Normal("beta", 0.0, p.beta_sigma, dims="covariate")
         gamma = pm.Normal("gamma", 0.0, p.gamma_sigma, dims="municipal_covariate")
         sigma = pm.HalfNormal("sigma", p.sigma_sigma)
-        u = _group_effect(spec, sigma)
-        eta = beta0 + pt.dot(x_d, beta) + (pt.dot(z_d, gamma) + u)[code_d]
+        events = np.bincount(codes, weights=d, minlength=len(coords["municipality"]))
+        z_gamma = pt.dot(z_d, gamma)
+        u = _group_effect(spec, sigma, centred_municipalities(events, spec), beta0 + z_gamma)
+        eta = beta0 + pt.dot(x_d, beta) + (z_gamma + u)[code_d]
         if spec.baseline == "piecewise_exponential":
             # pieces after the first, relative to it; sd 1 on the log hazard ratio scale
             log_piece = pm.Normal("log_piece", 0.0, 1.0, dims="piece")
