@@ -272,3 +272,23 @@ def test_report_statements_section(fit_dir, tmp_path):
     # no row that looks like a municipality row of the main table (counts live only there)
     assert not re.search(r"<tr><td>M\d\d</td>", section)
     assert all(f"{m}:" in section for m in table["municipality"])  # one detail line each
+
+
+def test_computations_importable_from_statements_and_rankstats():
+    from munirank import rankstats
+    from munirank.statements import CredibleSet, credible_set, write_statements
+
+    assert credible_set is rankstats.credible_set
+    assert CredibleSet is rankstats.CredibleSet
+    assert write_statements is st.write_statements
+    public = [n for n in vars(rankstats) if not n.startswith("_")
+              and getattr(getattr(rankstats, n), "__module__", None) == rankstats.__name__]
+    assert {"credible_set", "each_set", "rank_table", "triple_goal", "tiers", "within",
+            "pairwise", "pairwise_table", "boundary_events", "draw_matrix", "CredibleSet",
+            "effect_draws", "tail_probability"} <= set(public)
+    assert all(getattr(st, name) is getattr(rankstats, name) for name in [*public, "DIM"])
+    assert set(public) | {"DIM"} <= set(st.__all__)
+    assert all(hasattr(st, name) for name in st.__all__)
+    assert not hasattr(st, "__getattr__") and not hasattr(rankstats, "__getattr__")
+    with pytest.raises(AttributeError, match="no_such_name"):
+        st.no_such_name  # noqa: B018

@@ -161,6 +161,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(func=_delegate("report", "report_command"))
 
+    p = sub.add_parser("pairwise", help="P(A faster than B) for named municipalities of a fit")
+    p.add_argument("folder", type=Path, help="output folder of `munirank fit`")
+    p.add_argument("--municipalities", required=True,
+                   help='comma-separated names to compare, e.g. "Horsens,Vejle,Kolding"')
+    p.add_argument("--out", type=Path, help="CSV file for the table P(row faster than column)")
+    p.add_argument("--ci", type=float, dest="ci_prob",
+                   help="probability from which an order is called credible (default: the "
+                   "fit's, 0.9)")
+    p.set_defaults(func=_delegate("statements", "pairwise_command"))
+
     p = sub.add_parser("study", help="simulation study: both methods scored against truth")
     p.add_argument("--preset", required=True)
     p.add_argument("--replicates", type=int, required=True)

@@ -239,6 +239,10 @@ def build_episodes(spells: pd.DataFrame, spec: Spec, *, file: str = "data",
     x, names, centre, scale = _design(spells, spec)
     validate.check_design(x, names, file=file)
     municipalities = sorted(set(group))
+    if spec.ranking.pairwise:  # checked before sampling, so a typo costs no fit
+        validate.check_named_municipalities(spec.ranking.pairwise, municipalities,
+                                            source="[ranking] pairwise", file=file,
+                                            column=d.group)
     ds = xr.Dataset(
         {
             "entry": ("episode", entry_m),

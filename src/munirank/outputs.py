@@ -1,7 +1,7 @@
 """Writing results: complete or not at all, reproducible, and with provenance.
 
-Outputs are written into a hidden temporary folder beside the target and renamed into place
-only when complete, so an interrupted or failed run leaves no half-written folder.
+Outputs are written into a hidden temporary folder (or file) beside the target and renamed
+into place only when complete, so an interrupted or failed run leaves no half-written output.
 """
 
 from __future__ import annotations
@@ -115,6 +115,25 @@ def atomic_folder(out: str | Path) -> Iterator[Path]:
             _replace(tmp, out)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_file(out: str | Path) -> Iterator[Path]:
+    """Yield a temporary file path that replaces the file ``out`` only if the block completes.
+
+    The temporary file (``.NAME.partial-PID`` beside ``out``) is removed whatever happens;
+    SIGINT and SIGTERM are guarded as in :func:`atomic_folder`.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with interruptible():
+        tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
+        try:
+            yield tmp
+            check_interrupted()
+            tmp.replace(out)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def _replace(tmp: Path, out: Path) -> None:

@@ -25,7 +25,7 @@ import xarray as xr
 from munirank import plots
 from munirank.errors import InputError
 from munirank.rankprob import rank_probabilities
-from munirank.statements import statements_for
+from munirank.statements import pairwise_lines, statements_for
 
 SECTIONS = ("summary", "caterpillar", "ranks", "top-bottom", "statements", "shrinkage", "funnel",
             "ppc", "comparison", "diagnostics", "methods", "table")
@@ -46,6 +46,7 @@ class FitFolder:
     survival: pd.DataFrame | None
     comparison: pd.DataFrame | None
     comparison_summary: str | None
+    pairwise: pd.DataFrame | None = None  # pairwise.csv, indexed by municipality
 
     @property
     def ci_prob(self) -> float:
@@ -105,7 +106,15 @@ def load_folder(folder: str | Path) -> FitFolder:
         diagnostics=json.loads((path / "diagnostics.json").read_text()),
         run=json.loads((path / "run.json").read_text()), ranks=ranks,
         survival=_csv(path / "survival.csv"), comparison=_csv(path / "comparison.csv"),
-        comparison_summary=summary.read_text() if summary.is_file() else None)
+        comparison_summary=summary.read_text() if summary.is_file() else None,
+        pairwise=_pairwise(path / "pairwise.csv"))
+
+
+def _pairwise(path: Path) -> pd.DataFrame | None:
+    """pairwise.csv (written with ``[ranking] pairwise``) as P(row faster than column)."""
+    if not path.is_file():
+        return None
+    return pd.read_csv(path, dtype={"municipality": str}).set_index("municipality")
 
 
 def _png(fig: Any) -> str:
@@ -238,6 +247,8 @@ def build_context(ff: FitFolder, figures: dict[str, str]) -> dict[str, Any]:
         "priors": spec.get("model", {}).get("priors", {}), "covariates": covs,
         "versions": ff.run.get("versions", {}), "summary": _summary_numbers(ff),
         "rows": table_rows(ff), "rankings": statement_rows(ff),
+        "pairwise": (pairwise_lines(ff.pairwise, ff.ci_prob) if ff.pairwise is not None
+                     else []),
         "has_comparison": ff.comparison is not None,
         "comparison_summary": ff.comparison_summary,
         "survival_groups": (list(dict.fromkeys(ff.survival["group"]))[:N_SURVIVAL_PANELS]

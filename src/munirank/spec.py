@@ -117,6 +117,7 @@ class RankingSpec:
 
     top_k: int = 10
     subset: tuple[str, ...] = ()
+    pairwise: tuple[str, ...] = ()  # fit writes pairwise.csv: P(row faster than column)
 
 
 @dataclass(frozen=True)

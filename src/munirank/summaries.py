@@ -11,7 +11,7 @@ import pandas as pd
 import xarray as xr
 
 from munirank import ranks as rk
-from munirank import statements
+from munirank import rankstats
 from munirank.disclosure import blank_small_counts
 from munirank.effects import duration_effects
 from munirank.spec import Spec
@@ -53,7 +53,7 @@ def municipality_table(posterior: xr.Dataset, derived: xr.Dataset, episodes: xr.
         derived["time_ratio"].mean(rk.SAMPLE_DIMS).rename("time_ratio_mean"),
         (eff < 0).mean(rk.SAMPLE_DIMS).rename("p_faster"),
         rk.summarise_ranks(derived["rank"], top_k=k, ci_prob=ci),
-        statements.triple_goal(eff).rename(effect_gr="effect_months_gr"),
+        rankstats.triple_goal(eff).rename(effect_gr="effect_months_gr"),
         shrinkage(posterior).rename("shrinkage"),
         episodes["n_spells"], episodes["n_events"],
     ]

@@ -273,3 +273,58 @@ def check_encoding(spec: Spec, *, file: str) -> None:
     except LookupError:
         raise InputError(f"unknown encoding {spec.data.encoding!r}: use e.g. 'utf-8' or "
                          "'latin-1'", file=file, column="data.encoding") from None
+
+
+def _with_hint(name: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    return f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name)
+
+
+def check_named_municipalities(names: Sequence[str], known: Sequence[str], *, source: str,
+                               file: str, column: str) -> list[str]:
+    """Municipalities named for comparison: at least two different ones, all of them known.
+
+    Parameters
+    ----------
+    names : sequence of str
+        The names given (repeats are dropped, order is kept).
+    known : sequence of str
+        The municipalities of the data or of the fit.
+    source : str
+        Where the names were given, for the message: ``"[ranking] pairwise"``,
+        ``"--municipalities"``.
+    file, column : str
+        The file and column that ``known`` comes from.
+
+    Returns
+    -------
+    list of str
+        ``names`` without repeats.
+
+    Raises
+    ------
+    InputError
+        If ``names`` is text rather than a list, holds fewer than two different names, or
+        names a municipality that is not in ``known`` (with the closest known name, if any).
+
+    Examples
+    --------
+    >>> check_named_municipalities(["B", "A", "B"], ["A", "B", "C"], source="--municipalities",
+    ...                            file="fit/posterior.nc", column="municipality")
+    ['B', 'A']
+    """
+    if isinstance(names, str):
+        raise InputError(f"{source} must be a list of municipality names, not the text "
+                         f"{names!r}", file=file, column=column)
+    unique = list(dict.fromkeys(str(m) for m in names))
+    if len(unique) < 2:
+        raise InputError(f"{source} needs at least two different municipalities to compare, "
+                         f"got {unique}", file=file, column=column)
+    have = [str(m) for m in known]
+    missing = sorted(set(unique) - set(have), key=unique.index)
+    if missing:
+        shown = ", ".join(_with_hint(m, have) for m in missing)
+        raise InputError(f"{source}: unknown municipalit{'y' if len(missing) == 1 else 'ies'} "
+                         f"{shown}; the {len(have)} known ones include {have[:5]}", file=file,
+                         column=column)
+    return unique
