@@ -12,9 +12,12 @@ chains, and compare with truth.csv:
   effect error, and the error of the estimates' EDF (mean |sorted estimate - sorted truth|,
   the Wasserstein-1 distance between the two histograms).
 
-Usage (one fit at a time; resumable: replicates already in results.csv are skipped)::
+Usage (resumable: replicates already in a results file are skipped; ``--part i/n`` runs the
+replicates r with r % n == i, so that n processes can share the cores, each writing its own
+results file; the summary reads them all)::
 
-    .venv/bin/python scripts/study_statements.py --replicates 50 --out /tmp/study_statements
+    .venv/bin/python scripts/study_statements.py --replicates 50 --out /tmp/study_statements \
+        [--part 0/2]
     .venv/bin/python scripts/study_statements.py --worked-example --out /tmp/dk_example \
         [--fit FOLDER]   # reuse a fit folder of the same data (checked by data hash)
 """
@@ -155,19 +158,28 @@ def summarise(results: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _results(root: Path) -> pd.DataFrame:
+    """Every finished replicate in the results files under ``root``."""
+    files = sorted(root.glob("results*.csv"))
+    if not files:
+        return pd.DataFrame({"replicate": []})
+    return pd.concat([pd.read_csv(f) for f in files]).drop_duplicates("replicate")
+
+
 def study(args: argparse.Namespace) -> None:
-    """Run the missing replicates one after the other, appending to results.csv."""
+    """Run this part's missing replicates one after the other, appending to its results file."""
     root = Path(args.out)
     root.mkdir(parents=True, exist_ok=True)
-    path = root / "results.csv"
-    done = pd.read_csv(path) if path.is_file() else pd.DataFrame({"replicate": []})
-    for rep in range(args.replicates):
-        if rep in set(done["replicate"]):
+    part, parts = (int(v) for v in args.part.split("/"))
+    path = root / (f"results-{part}of{parts}.csv" if parts > 1 else "results.csv")
+    done = set(_results(root)["replicate"])
+    for rep in range(part, args.replicates, parts):
+        if rep in done:
             continue
         row = pd.DataFrame([run_replicate(rep, root, args)])
         row.to_csv(path, mode="a", header=not path.is_file(), index=False)
         print(f"replicate {rep}: {row.iloc[0].to_dict()}", flush=True)
-    summary = summarise(pd.read_csv(path))
+    summary = summarise(_results(root).sort_values("replicate"))
     (root / "summary.txt").write_text(summary + "\n")
     print(summary)
 
@@ -211,8 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replicates", type=int, default=50)
     parser.add_argument("--n-municipalities", type=int, default=60)
     parser.add_argument("--draws", type=int, default=1000)
-    parser.add_argument("--tune", type=int, default=500)
-    parser.add_argument("--chains", type=int, default=2)
+    parser.add_argument("--tune", type=int, default=1000)
+    parser.add_argument("--chains", type=int, default=4)
+    parser.add_argument("--part", default="0/1", help="i/n: the replicates r with r %% n == i")
     parser.add_argument("--worked-example", action="store_true")
     parser.add_argument("--fit", help="worked example: an existing fit folder of the same data")
     args = parser.parse_args(argv)

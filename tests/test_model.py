@@ -217,3 +217,26 @@ def test_weibull_pointwise_loglik_equals_baseline_loglik(tiny_episodes, tiny_pos
                            alpha=tiny_posterior["alpha"].to_numpy().reshape(-1, 1))
     jac = tiny_episodes["event"].to_numpy() * np.log(scale)
     np.testing.assert_allclose(fast.to_numpy().reshape(flat.shape), flat - jac, rtol=1e-10)
+
+
+def _graph_constants(model):
+    from pytensor.graph.basic import Constant
+
+    fgraph = model.logp_dlogp_function(ravel_inputs=True)._pytensor_function.maker.fgraph
+    return [np.asarray(v.data).tobytes() for node in fgraph.toposort() for v in node.inputs
+            if isinstance(v, Constant)]
+
+
+def test_compiled_graph_does_not_depend_on_the_data(tiny_episodes, tmp_path):
+    """Every data-dependent value is shared data, so two registers of the same shape give the
+    same compiled graph (and PyTensor's compilation cache serves the second)."""
+    from munirank.data import load_episodes
+    from munirank.simulate import write_register
+    from munirank.spec import load_spec
+
+    other_dir = write_register("tiny", 2, tmp_path)
+    other = load_episodes(other_dir / "spells.csv", load_spec(other_dir / "spec.toml"))
+    assert not np.array_equal(other["n_events"], tiny_episodes["n_events"])
+    first = _graph_constants(create_model(tiny_episodes, ModelSpec()))
+    second = _graph_constants(create_model(other, ModelSpec()))
+    assert first == second

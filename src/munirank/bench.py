@@ -70,6 +70,10 @@ def _fit_case(data: Path, out: Path, **options: Any) -> dict[str, Any]:
         "effects_ranks_seconds": timings.get("effects_ranks_seconds"),
         "ess_bulk_min_u": ess_u,
         "ess_per_second": ess_u / sampling,
+        # the samplers' own time (tuning and draws, no compilation): what a refit of an
+        # already compiled model costs, e.g. in a study
+        "ess_per_draw_second": ess_u / timings["draw_seconds"] if timings.get("draw_seconds")
+        else None,
         "rhat_max": diag["rhat_max"],
         "divergences": diag["divergences"],
         "converged": diag["converged"],
@@ -221,6 +225,9 @@ def _summarise(results: dict[str, dict[str, Any]], work: Path) -> dict[str, Any]
         ratios["ess_per_second_nutpie_over_pymc"] = (ok["nutpie"]["ess_per_second"]
                                                      / ok["pymc"]["ess_per_second"])
         ratios["wall_pymc_over_nutpie"] = ok["pymc"]["wall_seconds"] / ok["nutpie"]["wall_seconds"]
+        if ok["nutpie"].get("ess_per_draw_second") and ok["pymc"].get("ess_per_draw_second"):
+            ratios["ess_per_draw_second_nutpie_over_pymc"] = (
+                ok["nutpie"]["ess_per_draw_second"] / ok["pymc"]["ess_per_draw_second"])
     if "nutpie" in ok and "frequentist" in ok:
         ratios["wall_nutpie_over_frequentist"] = (ok["nutpie"]["wall_seconds"]
                                                   / ok["frequentist"]["wall_seconds"])
@@ -236,7 +243,8 @@ def table_text(report: dict[str, Any]) -> str:
     """The printed table: one row per case, then ratios and agreement."""
     cols = [("wall_seconds", "wall s"), ("compile_seconds", "compile s"),
             ("draw_seconds", "draws s"), ("ess_bulk_min_u", "min ESS u"),
-            ("ess_per_second", "ESS/s"), ("rhat_max", "R-hat max"),
+            ("ess_per_second", "ESS/s"), ("ess_per_draw_second", "ESS/draw s"),
+            ("rhat_max", "R-hat max"),
             ("divergences", "div"), ("peak_gib", "peak GiB"), ("n_episodes", "episodes")]
     rows = []
     for case, r in report["cases"].items():

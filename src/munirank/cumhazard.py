@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numba
 import numpy as np
@@ -172,17 +172,10 @@ def _terms(eta, h, log_time, alpha, sign, nb):  # noqa: ANN001, ANN202
 
 
 @numba.njit(fastmath=_FAST, cache=True)
-def cumulative_hazard_kernel(a, w_small, w_real, alpha, x_small, x_real, log_t, log_s,
-                             seg_start, seg_m):  # noqa: ANN001, ANN201
-    """Value and gradient of the cumulative hazard (module docstring), one pass per block.
-
-    Episodes are in :class:`HazardData` order: the first ``len(log_s)`` are the delayed
-    entries; ``seg_start``/``seg_m`` are the runs of one municipality (with a sentinel).
-    Returns ``(C, dC/da, dC/dw_small, dC/dw_real, dC/dalpha)``.
-    """
+def _blocks(a, w_small, w_real, alpha, x_small, x_real, log_t, log_s, seg_start, seg_m):  # noqa: ANN001, ANN202
+    """C, dC/da, dC/dw_small, dC/dw_real, dC/dalpha on the raw/standardised columns."""
     n = log_t.shape[0]
     n_delayed = log_s.shape[0]
-    alpha = alpha.item()
     g_a = np.zeros(a.shape[0])
     g_small = np.zeros(x_small.shape[0])
     g_real = np.zeros(x_real.shape[0])
@@ -204,12 +197,55 @@ def cumulative_hazard_kernel(a, w_small, w_real, alpha, x_small, x_real, log_t, 
         seg = _segment_sums(h, g_a, seg_start, seg_m, seg, b0, b1)
         _column_sums(g_small, h, x_small, b0, b1)
         _column_sums(g_real, h, x_real, b0, b1)
-    return np.array(g_a.sum()), g_a, g_small, g_real, np.array(g_alpha)
+    return g_a.sum(), g_a, g_small, g_real, g_alpha
+
+
+@numba.njit(cache=True)
+def _unpack(floats, layout):  # noqa: ANN001, ANN202
+    """The arrays packed by :func:`hazard_data` (see :class:`HazardData`)."""
+    n, n_delayed, p_small, p_real, n_seg = layout[0], layout[1], layout[2], layout[3], layout[4]
+    o = 5
+    small = layout[o:o + p_small]
+    o += p_small
+    real = layout[o:o + p_real]
+    o += p_real
+    seg_start = layout[o:o + n_seg + 2]
+    seg_m = layout[o + n_seg + 2:o + 2 * n_seg + 3]
+    p = p_small + p_real
+    log_t = floats[:n]
+    log_s = floats[n:n + n_delayed]
+    centre = floats[n + n_delayed:n + n_delayed + p]
+    scale = floats[n + n_delayed + p:n + n_delayed + 2 * p]
+    return small, real, seg_start, seg_m, log_t, log_s, centre, scale
+
+
+@numba.njit(fastmath=_FAST, cache=True)
+def cumulative_hazard_kernel(a, beta, alpha, x_small, x_real, floats, layout):  # noqa: ANN001, ANN201
+    """Value and gradient of the cumulative hazard (module docstring), one pass per block.
+
+    ``a`` and ``beta`` are the model's: per-municipality level and coefficients of the
+    standardised covariates. The raw int8 columns get ``w = beta / scale`` and the intercept
+    ``-sum(w * centre)``; the chain rule maps their gradient back to ``beta``.
+    Returns ``(C, dC/da, dC/dbeta, dC/dalpha)``.
+    """
+    small, real, seg_start, seg_m, log_t, log_s, centre, scale = _unpack(floats, layout)
+    w_small = beta[small] / scale[small]
+    offset = -(w_small * centre[small]).sum()
+    total, g_a, g_small, g_real, g_alpha = _blocks(
+        a + offset, w_small, beta[real], alpha.item(), x_small, x_real, log_t, log_s,
+        seg_start, seg_m)
+    g_beta = np.zeros(beta.shape[0])
+    g_beta[small] = (g_small - total * centre[small]) / scale[small]
+    g_beta[real] = g_real
+    return np.array(total), g_a, g_beta, np.array(g_alpha)
 
 
 @dataclass(frozen=True)
 class HazardData:
     """The episodes as the kernel reads them (built once per model by :func:`hazard_data`).
+
+    Four arrays, because nutpie compiles an extraction routine for every shared array of a
+    model (about a second each, measured): the small arrays are packed.
 
     Attributes
     ----------
@@ -217,26 +253,24 @@ class HazardData:
         (covariates, episodes) int8: raw values of the small-integer covariates ``small``.
     x_real : numpy.ndarray
         (covariates, episodes) float64: standardised values of the covariates ``real``.
-    log_t, log_s : numpy.ndarray
-        Log exit time (all episodes) and log entry time (the delayed entries, which come first).
-    seg_start, seg_m : numpy.ndarray
-        Start of each run of one municipality's episodes and its code; a sentinel at the end.
-    small, real : numpy.ndarray
-        Covariate indices (into the model's ``beta``) of the two blocks.
-    centre, scale : numpy.ndarray
-        Centre and scale of the ``small`` covariates (their standardisation).
+    floats : numpy.ndarray
+        Log exit time (all episodes), log entry time (the delayed entries, which come
+        first), then the centre and the scale of every covariate.
+    layout : numpy.ndarray
+        int64: episodes, delayed entries, number of small and of real covariates, number of
+        segments S; the indices ``small`` and ``real`` into ``beta``; the start of each run of
+        one municipality's episodes (S + 2, with sentinels) and its code (S + 1).
     """
 
     x_small: np.ndarray
     x_real: np.ndarray
-    log_t: np.ndarray
-    log_s: np.ndarray
-    seg_start: np.ndarray
-    seg_m: np.ndarray
-    small: np.ndarray
-    real: np.ndarray
-    centre: np.ndarray
-    scale: np.ndarray
+    floats: np.ndarray
+    layout: np.ndarray
+
+    def unpacked(self) -> dict[str, np.ndarray]:
+        """The packed arrays by name (small, real, seg_start, seg_m, log_t, log_s, ...)."""
+        names = ("small", "real", "seg_start", "seg_m", "log_t", "log_s", "centre", "scale")
+        return dict(zip(names, _unpack(self.floats, self.layout), strict=True))
 
 
 def _small_integer_columns(x: np.ndarray, centre: np.ndarray,
@@ -280,34 +314,33 @@ def hazard_data(x: np.ndarray, centre: np.ndarray, scale: np.ndarray, codes: np.
     breaks = np.union1d(np.flatnonzero(np.diff(c)) + 1, [n_delayed] if 0 < n_delayed < len(c)
                         else [])
     seg_start = np.concatenate([[0], breaks, [len(c), len(c) + 1]]).astype(np.int64)
-    seg_m = np.concatenate([c[seg_start[:-2]], [0]]).astype(np.int64)
-    return HazardData(
-        x_small=np.ascontiguousarray(raw[order].T.astype(np.int8)),
-        x_real=np.ascontiguousarray(x[order][:, real].T),
-        log_t=np.ascontiguousarray(log_t[order]),
-        log_s=np.ascontiguousarray(log_s[order][:n_delayed]),
-        seg_start=seg_start, seg_m=seg_m, small=small, real=real,
-        centre=centre[small], scale=scale[small])
+    seg_m = np.concatenate([c[seg_start[:-2]], [0]])
+    sizes = [len(c), n_delayed, len(small), len(real), len(seg_start) - 2]
+    layout = np.concatenate([sizes, small, real, seg_start, seg_m]).astype(np.int64)
+    floats = np.concatenate([log_t[order], log_s[order][:n_delayed], centre, scale])
+    return HazardData(x_small=np.ascontiguousarray(raw[order].T.astype(np.int8)),
+                      x_real=np.ascontiguousarray(x[order][:, real].T),
+                      floats=floats.astype(float), layout=layout)
 
 
 class CumulativeHazard(Op):
-    """PyTensor Op: (a, w_small, w_real, alpha, data...) -> (C and its four derivatives).
+    """PyTensor Op: (a, beta, alpha, x_small, x_real, floats, layout) -> C and its gradient.
 
-    The outputs are C, dC/da, dC/dw_small, dC/dw_real and dC/dalpha; the Op's gradient is
-    built from the last four (first derivatives only).
+    The outputs are C, dC/da, dC/dbeta and dC/dalpha; the Op's own gradient is built from the
+    last three (first derivatives only).
     """
 
     __props__ = ()
-    n_params = 4
+    n_params = 3
 
     def make_node(self, *inputs):  # noqa: ANN002, ANN201, D102
-        a, w_small, w_real, alpha, *data = [pt.as_tensor_variable(v) for v in inputs]
-        outputs = [pt.dscalar(), pt.dvector(), pt.dvector(), pt.dvector(), pt.dscalar()]
-        return Apply(self, [a, w_small, w_real, alpha, *data], outputs)
+        a, beta, alpha, *data = [pt.as_tensor_variable(v) for v in inputs]
+        outputs = [pt.dscalar(), pt.dvector(), pt.dvector(), pt.dscalar()]
+        return Apply(self, [a, beta, alpha, *data], outputs)
 
     def perform(self, node, inputs, output_storage):  # noqa: ANN001, ANN201, D102
-        a, w_small, w_real, alpha, *data = inputs
-        results = cumulative_hazard_kernel(a, w_small, w_real, np.asarray(alpha, float), *data)
+        a, beta, alpha, *data = inputs
+        results = cumulative_hazard_kernel(a, beta, np.asarray(alpha, float), *data)
         for storage, value in zip(output_storage, results, strict=True):
             storage[0] = np.asarray(value)
 
@@ -334,20 +367,24 @@ def _numba_cumulative_hazard(op, node, **kwargs):  # noqa: ANN001, ANN003, ANN20
     return cumulative_hazard_kernel
 
 
-def shared_inputs(data: HazardData,
-                  register: Callable[[pt.TensorVariable], object]) -> list[pt.TensorVariable]:
-    """The kernel's data as shared variables (their dtypes kept), registered with ``register``."""
-    names = ("x_small", "x_real", "log_t", "log_s", "seg_start", "seg_m")
+def shared_inputs(data: HazardData, register: Callable[[pt.TensorVariable], object]
+                  ) -> list[pt.TensorVariable]:
+    """The :class:`HazardData` arrays as shared variables (dtypes kept), registered.
+
+    Shared rather than constant, so that the compiled graph does not depend on the data:
+    PyTensor's compilation cache then serves every register of the same shape of model
+    (refits, simulation studies) instead of compiling anew for each.
+    """
     out = []
-    for name in names:
-        var = pytensor.shared(getattr(data, name), name=f"hazard_{name}")
+    for f in fields(data):
+        var = pytensor.shared(getattr(data, f.name), name=f"hazard_{f.name}")
         register(var)
         out.append(var)
     return out
 
 
 def cumulative_hazard(a: pt.TensorVariable, beta: pt.TensorVariable, alpha: pt.TensorVariable,
-                      data: HazardData, data_vars: list[pt.TensorVariable]) -> pt.TensorVariable:
+                      data: list[pt.TensorVariable]) -> pt.TensorVariable:
     r"""The cumulative hazard C (module docstring) as a PyTensor scalar.
 
     Parameters
@@ -358,12 +395,7 @@ def cumulative_hazard(a: pt.TensorVariable, beta: pt.TensorVariable, alpha: pt.T
         Coefficients of the standardised individual covariates.
     alpha : TensorVariable
         Weibull shape.
-    data : HazardData
-        From :func:`hazard_data`.
-    data_vars : list of TensorVariable
+    data : list of TensorVariable
         From :func:`shared_inputs`.
     """
-    w_small = beta[data.small] / data.scale
-    offset = -pt.sum(w_small * data.centre)
-    outputs = cumulative_hazard_op(a + offset, w_small, beta[data.real], alpha, *data_vars)
-    return outputs[0]
+    return cumulative_hazard_op(a, beta, alpha, *data)[0]

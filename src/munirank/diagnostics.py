@@ -2,8 +2,10 @@
 
 A run is *converged* when every reported parameter (the municipality effects ``u``, their SD
 ``sigma``, the shape ``alpha``, the intercept and the covariate effects) has rank normalised
-split R-hat <= 1.01 and bulk ESS >= 400, and there was no divergent transition. The auxiliary
-non-centred ``u_raw`` is not gated: it is a reparametrisation, and ``u`` is what is reported.
+split R-hat <= 1.01 and bulk ESS >= 400, and there was no divergent transition. The
+sampler's auxiliary ``u_raw`` (centred or non-centred,
+:func:`munirank.model.centred_municipalities`) is not gated: it is a reparametrisation, and
+``u`` is what is reported.
 Anything else is flagged: outputs are written with ``converged = false`` and the command
 exits with code 3 unless ``--allow-unconverged``.
 """

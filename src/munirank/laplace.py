@@ -15,7 +15,7 @@ hyperparameter is integrated over a grid instead:
    :math:`\log p(s \mid y) \approx \log p(\hat\theta(s), s, y) - \tfrac12\log|H(s)|`
    (the log density includes the Jacobians of the transforms);
 3. draw :math:`s` from the weights and :math:`\theta \mid s \sim N(\hat\theta(s), H(s)^{-1})`,
-   then map each draw back through the model's transforms (``u = sigma * u_raw`` is an exact
+   then map each draw back through the model's transforms (``u`` is an exact
    function of each draw).
 
 The grid is laid around the approximate marginal mode of :math:`s` (found by a coarse

@@ -225,30 +225,50 @@ def create_model(episodes: xr.Dataset, spec: ModelSpec) -> pm.Model:
               for name in ("municipality", "covariate", "municipal_covariate")}
     hazard = hazard_data(x, episodes["x_centre"].to_numpy(), episodes["x_scale"].to_numpy(),
                          codes, np.log(t), _log_or_minus_inf(s))
+    events = np.bincount(codes, weights=d, minlength=len(coords["municipality"]))
     with pm.Model(coords=coords) as model:
-        z_d = pm.Data("z", z)
+        # every data-dependent value is shared data, not a constant: the compiled graph is then
+        # the same for every register of this shape, and PyTensor's cache serves refits
         hazard_vars = shared_inputs(hazard, model.register_data_var)
-        # sufficient statistics of the event terms
-        n_events = float(d.sum())
-        sum_d_logt = float((d * np.log(t)).sum())
-        sum_d_x = pm.Data("sum_d_x", d @ x)
-        events = np.bincount(codes, weights=d, minlength=len(coords["municipality"]))
-        events_m = pm.Data("events_m", events)
+        data = _packed_data(  # the event terms' sufficient statistics and municipal data
+            "model_data", z=z, sum_d_x=d @ x, events_m=events,
+            centred=centred_municipalities(events, spec).astype(float),
+            n_events=d.sum(), sum_d_logt=(d * np.log(t)).sum(),
+            beta0_mu=crude_log_rate(episodes))
 
         alpha = pm.LogNormal("alpha", mu=p.alpha_mu, sigma=p.alpha_sigma)
-        beta0 = pm.Normal("beta0", mu=crude_log_rate(episodes), sigma=p.beta0_sigma)
+        beta0 = pm.Normal("beta0", mu=data["beta0_mu"], sigma=p.beta0_sigma)
         beta = pm.Normal("beta", 0.0, p.beta_sigma, dims="covariate")
         gamma = pm.Normal("gamma", 0.0, p.gamma_sigma, dims="municipal_covariate")
         sigma = pm.HalfNormal("sigma", p.sigma_sigma)
-        z_gamma = pt.dot(z_d, gamma)
-        u = _group_effect(spec, sigma, centred_municipalities(events, spec), beta0 + z_gamma)
+        z_gamma = pt.dot(data["z"], gamma)
+        u = _group_effect(spec, sigma, data["centred"], beta0 + z_gamma)
 
         mu_m = z_gamma + u
-        event_part = (n_events * (pt.log(alpha) + beta0) + (alpha - 1) * sum_d_logt
-                      + pt.dot(sum_d_x, beta) + pt.dot(events_m, mu_m))
-        cum_hazard = cumulative_hazard(beta0 + mu_m, beta, alpha, hazard, hazard_vars)
+        event_part = (data["n_events"] * (pt.log(alpha) + beta0)
+                      + (alpha - 1) * data["sum_d_logt"] + pt.dot(data["sum_d_x"], beta)
+                      + pt.dot(data["events_m"], mu_m))
+        cum_hazard = cumulative_hazard(beta0 + mu_m, beta, alpha, hazard_vars)
         pm.Potential("loglik", event_part - cum_hazard)
     return model
+
+
+def _packed_data(name: str, **arrays: np.ndarray | float) -> dict[str, pt.TensorVariable]:
+    """Several float arrays as views of one ``pm.Data`` vector, by name.
+
+    One shared variable instead of seven: nutpie compiles an extraction routine for every
+    shared array of a model, about a second each (measured: 24 s against 15 s of nutpie
+    compilation on dk-1999-2005). The views' bounds depend only on the shapes.
+    """
+    flat = np.concatenate([np.ravel(np.asarray(v, float)) for v in arrays.values()])
+    packed = pm.Data(name, flat)
+    views, start = {}, 0
+    for key, value in arrays.items():
+        size = int(np.size(value))
+        view = packed[start:start + size]
+        views[key] = view.reshape(np.shape(value)) if np.ndim(value) != 1 else view
+        start += size
+    return views
 
 
 def centred_municipalities(events_m: np.ndarray, spec: ModelSpec) -> np.ndarray:
@@ -274,7 +294,8 @@ def centred_municipalities(events_m: np.ndarray, spec: ModelSpec) -> np.ndarray:
     return np.asarray(events_m) * median_sigma**2 >= 1.0
 
 
-def _group_effect(spec: ModelSpec, sigma: pt.TensorVariable, centred: np.ndarray,
+def _group_effect(spec: ModelSpec, sigma: pt.TensorVariable,
+                  centred: np.ndarray | pt.TensorVariable,
                   level: pt.TensorVariable) -> pt.TensorVariable:
     """The municipality effects u, each non-centred or centred (hierarchical centring).
 
@@ -285,6 +306,7 @@ def _group_effect(spec: ModelSpec, sigma: pt.TensorVariable, centred: np.ndarray
     """
     if spec.group_effect == "zerosum":
         return pm.ZeroSumNormal("u", sigma=sigma, dims="municipality")
+    centred = pt.gt(centred, 0)
     mu_raw = pt.switch(centred, level, 0.0)
     scale_raw = pt.switch(centred, sigma, 1.0)
     if spec.group_effect == "student_t":
