@@ -144,7 +144,7 @@ def fit(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
     s = spec_obj.sampling
     diag.update(sampler=s.sampler, method=s.method, adaptation=s.adaptation,
                 chains=s.chains, draws=s.draws,
-                tune=s.tune, wall_seconds=round(t_end - t_start, 2))
+                tune=s.tuning_steps, wall_seconds=round(t_end - t_start, 2))
     timings = {"read_validate_seconds": t_data - t_start, **timing,
                "effects_ranks_seconds": t_end - t_sampled, "wall_seconds": t_end - t_start}
     result_tree = _result_tree(tree, derived)

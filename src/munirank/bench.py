@@ -76,6 +76,7 @@ def _fit_case(data: Path, out: Path, **options: Any) -> dict[str, Any]:
         else None,
         "rhat_max": diag["rhat_max"],
         "divergences": diag["divergences"],
+        "tune": diag.get("tune"),
         "converged": diag["converged"],
         "n_episodes": run["n_episodes"],
     }
@@ -245,7 +246,8 @@ def table_text(report: dict[str, Any]) -> str:
             ("draw_seconds", "draws s"), ("ess_bulk_min_u", "min ESS u"),
             ("ess_per_second", "ESS/s"), ("ess_per_draw_second", "ESS/draw s"),
             ("rhat_max", "R-hat max"),
-            ("divergences", "div"), ("peak_gib", "peak GiB"), ("n_episodes", "episodes")]
+            ("divergences", "div"), ("tune", "tune"), ("peak_gib", "peak GiB"),
+            ("n_episodes", "episodes")]
     rows = []
     for case, r in report["cases"].items():
         if "error" in r:

@@ -27,7 +27,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_sampling(p: argparse.ArgumentParser) -> None:
     p.add_argument("--draws", type=int, help="posterior draws per chain (default 1000)")
-    p.add_argument("--tune", type=int, help="tuning steps per chain (default 1000)")
+    p.add_argument("--tune", type=int,
+                   help="tuning steps per chain (default 500 with nutpie, 1000 with pymc)")
     p.add_argument("--chains", type=int, help="number of chains (default 4)")
     p.add_argument("--seed", type=int, help="random seed (default 1)")
     p.add_argument("--sampler", choices=["nutpie", "pymc", "numpyro"], help="default nutpie")
@@ -187,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-small", type=int,
                    help="number of small municipalities besides the named ones")
     p.add_argument("--draws", type=int, help="posterior draws per chain (default 1000)")
-    p.add_argument("--tune", type=int, help="tuning steps per chain (default 1000)")
+    p.add_argument("--tune", type=int,
+                   help="tuning steps per chain (default 500 with nutpie, 1000 with pymc)")
     p.add_argument("--chains", type=int, help="number of chains (default 4)")
     p.add_argument("--sampler", choices=["nutpie", "pymc", "numpyro"], help="default nutpie")
     p.add_argument("--cutoff", type=int, default=80,

@@ -101,7 +101,7 @@ def _sample(model: pm.Model, spec: SamplingSpec, *, progressbar: bool,
     t0 = time.perf_counter()
     with model, _one_blas_thread_in_children():
         tree = pm.sample(
-            draws=spec.draws, tune=spec.tune, chains=spec.chains,
+            draws=spec.draws, tune=spec.tuning_steps, chains=spec.chains,
             cores=min(spec.chains, os.cpu_count() or 1), random_seed=spec.seed,
             nuts_sampler=spec.sampler, target_accept=spec.target_accept,
             progressbar=progressbar, var_names=var_names, compute_convergence_checks=False,
