@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replicates", type=int, default=50)
     parser.add_argument("--n-municipalities", type=int, default=60)
     parser.add_argument("--draws", type=int, default=1000)
-    parser.add_argument("--tune", type=int, default=1000)
+    parser.add_argument("--tune", type=int, help="default: the package's for the sampler")
     parser.add_argument("--chains", type=int, default=4)
     parser.add_argument("--part", default="0/1", help="i/n: the replicates r with r %% n == i")
     parser.add_argument("--worked-example", action="store_true")
