@@ -184,6 +184,21 @@ def test_study_survives_a_killed_worker_and_resume_skips_finished(tmp_path, fake
     assert {p.name: p.stat().st_mtime_ns for p in reps} == stamps
 
 
+def test_study_runs_on_an_existing_scheduler(tmp_path, fake):
+    from distributed import Client, LocalCluster
+
+    out = tmp_path / "study"
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        summary = st.study("tiny", 3, out, scheduler=cluster.scheduler_address,
+                           progressbar=False)
+        with Client(cluster) as client:
+            pids = set(client.run(os.getpid).values())
+    assert summary["replicates_done"] == 3 and summary["failures"] == []
+    reps = [json.loads(st.replicate_path(out, i).read_text()) for i in range(3)]
+    assert {r["pid"] for r in reps} <= pids  # run by that cluster's workers, not a new one
+
+
 def test_resume_with_other_settings_is_refused(tmp_path):
     out = tmp_path / "study"
     st._settings(out, {"preset": "tiny", "seed": 1, "overrides": {}, "sampling": {},
