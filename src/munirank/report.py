@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from typing import Any
 import pandas as pd
 import xarray as xr
 
-from munirank import plots
+from munirank import outputs, plots
 from munirank.errors import InputError
 from munirank.rankprob import rank_probabilities
 from munirank.statements import pairwise_lines, statements_for
@@ -294,10 +293,8 @@ def report(folder: str | Path, *, out: str | Path, progress: bool = True) -> Pat
     ff = load_folder(folder)
     html = render(build_context(ff, draw_figures(ff, progress=progress)))
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(out)
+    with outputs.atomic_file(out) as tmp:
+        tmp.write_text(html, encoding="utf-8")
     return out
 
 
