@@ -77,11 +77,16 @@ def _below_grid(logx: float, a: float, lg_a1: float) -> float:  # pragma: no cov
 
 
 @numba.njit(cache=True, inline="always")
+def _blend(logx: float, p: float, low: float) -> float:  # pragma: no cover - compiled
+    """``low`` (:func:`_below_grid`) below the table, else ``p``: selected without a branch."""
+    return p + np.float64(logx < _GRID0) * (low - p)
+
+
+@numba.njit(cache=True, inline="always")
 def _p_from_table(logx: float, a: float, lg_a1: float, value: np.ndarray,
                   slope: np.ndarray) -> float:  # pragma: no cover - compiled
     """P(a, x): the interpolation, below the grid x^a / Gamma(a+1) (blended, not branched)."""
-    p = _p_interpolated(logx, value, slope)
-    return p + np.float64(logx < _GRID0) * (_below_grid(logx, a, lg_a1) - p)
+    return _blend(logx, _p_interpolated(logx, value, slope), _below_grid(logx, a, lg_a1))
 
 
 @numba.njit(cache=True, parallel=True)
@@ -201,10 +206,8 @@ def _rmst_sums(alpha, base, muni, u, starts, value, slope, logc, scale):  # prag
                     low1[k] = _below_grid(lx + um, a, lg_a1)
                 for k in range(nb):  # table look-ups
                     lx = lx0[k]
-                    p0 = _p_interpolated(lx, v_s, s_s)
-                    p1 = _p_interpolated(lx + um, v_s, s_s)
-                    p0 += np.float64(lx < _GRID0) * (low0[k] - p0)
-                    p1 += np.float64(lx + um < _GRID0) * (low1[k] - p1)
+                    p0 = _blend(lx, _p_interpolated(lx, v_s, s_s), low0[k])
+                    p1 = _blend(lx + um, _p_interpolated(lx + um, v_s, s_s), low1[k])
                     exp_ += r0[k] * p0
                     obs += r0[k] * p1
             observed[s, m] = obs * damp
@@ -238,9 +241,9 @@ def duration_effects(posterior: xr.Dataset, episodes: xr.Dataset) -> xr.Dataset:
 
     codes = as_codes(episodes)
     n_muni = episodes.sizes["municipality"]
-    counts = np.bincount(codes, minlength=n_muni).astype(float)
     order = np.argsort(codes, kind="stable")  # by municipality: the sums run over segments
     starts = np.searchsorted(codes[order], np.arange(n_muni + 1))
+    counts = np.diff(starts).astype(float)  # episodes per municipality
     alpha = flat("alpha")
     beta0, beta = flat("beta0"), flat("beta", "covariate")
     x_t = np.ascontiguousarray(episodes["x"].to_numpy()[order].T)
