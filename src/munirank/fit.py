@@ -96,8 +96,8 @@ def _sample(model: pm.Model, spec: SamplingSpec, *, progressbar: bool,
             import numpyro  # noqa: F401
         except ImportError as err:
             raise ImportError("sampler 'numpyro' needs JAX: pip install numpyro jax") from err
-    nuts = ({"nuts": {"adaptation": spec.adaptation}}
-            if spec.sampler == "nutpie" and spec.adaptation != "auto" else {})
+    if spec.sampler == "nutpie":
+        return _sample_nutpie(model, spec, progressbar=progressbar, var_names=var_names)
     t0 = time.perf_counter()
     with model, _one_blas_thread_in_children():
         tree = pm.sample(
@@ -105,9 +105,39 @@ def _sample(model: pm.Model, spec: SamplingSpec, *, progressbar: bool,
             cores=min(spec.chains, os.cpu_count() or 1), random_seed=spec.seed,
             nuts_sampler=spec.sampler, target_accept=spec.target_accept,
             progressbar=progressbar, var_names=var_names, compute_convergence_checks=False,
-            **nuts,
         )
     wall = time.perf_counter() - t0
     drawing = float(tree["posterior"].attrs.get("sampling_time", wall))
     return tree, {"sampling_seconds": wall, "compile_seconds": max(wall - drawing, 0.0),
                   "draw_seconds": drawing}
+
+
+def _sample_nutpie(model: pm.Model, spec: SamplingSpec, *, progressbar: bool,
+                   var_names: list[str]) -> tuple[xr.DataTree, dict[str, float]]:
+    """Sample with nutpie, the model compiled by :mod:`munirank.nutpie_model` (cached callbacks).
+
+    What ``pm.sample(nuts_sampler="nutpie")`` does, with the same seeds (so the same draws),
+    except that the model is compiled with callbacks numba caches across processes
+    (measured on dk-1999-2005: 13.4 s of compilation in every process with nutpie's own,
+    2.7 s with these once cached) and that no per-person data groups are attached.
+    """
+    import nutpie
+    from pymc.util import get_random_generator
+
+    from munirank.nutpie_model import compile_model
+
+    t0 = time.perf_counter()
+    compiled = compile_model(model, var_names=var_names)
+    # pm.sample's seed for nutpie: the first of the per-chain seeds it spawns
+    rngs = get_random_generator(spec.seed).spawn(spec.chains)
+    seed = int([rng.integers(2**30) for rng in rngs][0])
+    options = {"adaptation": spec.adaptation} if spec.adaptation != "auto" else {}
+    t1 = time.perf_counter()
+    tree = nutpie.sample(compiled, draws=spec.draws, tune=max(spec.tuning_steps, 1),
+                         chains=spec.chains, cores=min(spec.chains, os.cpu_count() or 1),
+                         seed=seed, save_warmup=False, progress_bar=progressbar,
+                         target_accept=spec.target_accept, **options)
+    t2 = time.perf_counter()
+    tree["posterior"].attrs.update(sampling_time=t2 - t1, tuning_steps=spec.tuning_steps)
+    return tree, {"sampling_seconds": t2 - t0, "compile_seconds": t1 - t0,
+                  "draw_seconds": t2 - t1}
