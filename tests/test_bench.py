@@ -20,3 +20,32 @@ def test_no_draw_ratio_when_a_sampler_failed(tmp_path):
     cases = {"nutpie": {"wall_seconds": 50.0, "ess_per_second": 100.0,
                         "ess_per_draw_second": 400.0}, "pymc": {"error": "boom"}}
     assert _summarise(cases, tmp_path)["ratios"] == {}
+
+
+def _run(ess_per_second, wall):
+    return {"ess_per_second": ess_per_second, "wall_seconds": wall,
+            "ess_per_draw_second": 2 * ess_per_second, "compile_seconds": 2.0}
+
+
+def test_paired_runs_give_the_median_of_the_pairs_ratios_and_their_range(tmp_path):
+    # the machine slows down in run 2 for both samplers: pairing cancels it
+    nutpie = [_run(600, 10), _run(300, 20), _run(560, 11)]
+    pymc = [_run(150, 40), _run(75, 80), _run(160, 38)]
+    cases = {"nutpie": {**nutpie[2], "runs": nutpie}, "pymc": {**pymc[0], "runs": pymc},
+             "nutpie-cold": {**_run(100, 40), "compile_seconds": 20.0}}
+    summary = _summarise(cases, tmp_path)
+    assert summary["ratios"]["ess_per_second_nutpie_over_pymc"] == pytest.approx(4.0)
+    assert summary["ratio_ranges"]["ess_per_second_nutpie_over_pymc"] == pytest.approx(
+        [3.5, 4.0])
+    assert summary["ratios"]["wall_pymc_over_nutpie"] == pytest.approx(4.0)
+    assert summary["ratios"]["compile_cold_over_warm"] == pytest.approx(10.0)
+    text = table_text({"cases": cases, **summary})
+    assert "median of 3 paired runs, range 3.50-4.00" in text
+
+
+def test_a_failed_run_drops_its_pair(tmp_path):
+    nutpie = [_run(600, 10), {"error": "boom"}, _run(560, 11)]
+    pymc = [_run(150, 40), _run(75, 80), _run(100, 38)]
+    cases = {"nutpie": {**nutpie[0], "runs": nutpie}, "pymc": {**pymc[0], "runs": pymc}}
+    ratios = _summarise(cases, tmp_path)["ratios"]
+    assert ratios["ess_per_second_nutpie_over_pymc"] == pytest.approx((4.0 + 5.6) / 2)

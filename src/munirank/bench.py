@@ -6,13 +6,18 @@ and its children's, e.g. PyMC's chain processes) is its own. Cases:
 
 - ``nutpie``: the default fit of ``dk-1999-2005`` (``munirank fit``, 4 chains x 1000 draws);
 - ``pymc``: the same model and settings sampled by PyMC's own NUTS;
+- ``nutpie-cold``: ``nutpie`` with empty PyTensor and numba caches, what the first fit of a
+  model on a new machine costs (the other cases run on warm caches, as refits do);
 - ``frequentist``: the AKF-style lifelines fixed-effects fit of ``munirank compare``;
 - ``laplace``: the Laplace approximation on ``dk-1999-2005``, scored against ``nutpie``;
 - ``scale-nuts`` / ``scale-laplace``: ``dk-1999-2005`` scaled to ``--scale-spells`` spells and
   ``--scale-municipalities`` municipalities, NUTS and Laplace, Laplace scored against NUTS.
 
 Ratios are the figures that count (these machines are shared); bench.json records the load
-average before and after each case so that a noisy run can be recognised.
+average before and after each case so that a noisy run can be recognised. ``nutpie`` and
+``pymc`` run ``repeats`` times, alternating, after one short untimed fit each that fills the
+compile caches; their ratios are the medians of the ratios of each pair of runs (so that a
+slow spell of the machine touches both), and each case's row is its median run.
 """
 
 from __future__ import annotations
@@ -21,17 +26,23 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 DK_SPELLS = 23_563
 LAPLACE_DRAWS = 250
-CASES = ("nutpie", "pymc", "frequentist", "laplace", "scale-nuts", "scale-laplace")
+CASES = ("nutpie", "pymc", "nutpie-cold", "frequentist", "laplace", "scale-nuts",
+         "scale-laplace")
+PAIRED = ("nutpie", "pymc")
+"""The cases run ``repeats`` times, alternating, and compared pair by pair."""
+REPEATS = 3
 TARGETS = {
     "nutpie_wall_seconds_max": 60.0,
     "ess_per_second_ratio_min": 4.0,
@@ -96,13 +107,14 @@ def _frequentist_case(data: Path) -> dict[str, Any]:
             "n_ranked": int(table["freq_rank"].notna().sum())}
 
 
-def run_case(case: str, data: Path, out: Path, draws: int | None) -> dict[str, Any]:
+def run_case(case: str, data: Path, out: Path, draws: int | None,
+             tune: int | None = None) -> dict[str, Any]:
     """Run one case in this process (called in a fresh subprocess by :func:`bench`)."""
     load0 = os.getloadavg()[0]
     if case == "frequentist":
         figures = _frequentist_case(data)
     else:
-        options: dict[str, Any] = {"draws": draws}
+        options: dict[str, Any] = {"draws": draws, "tune": tune}
         if case == "pymc":
             options["sampler"] = "pymc"
         if case.endswith("laplace"):
@@ -143,25 +155,59 @@ def _simulate(folder: Path, seed: int, **options: Any) -> Path:
     return folder
 
 
-def _subprocess(case: str, data: Path, out: Path, draws: int | None) -> dict[str, Any]:
+def _subprocess(case: str, data: Path, out: Path, draws: int | None,
+                tune: int | None = None) -> dict[str, Any]:
     result = out.with_suffix(".json")
     cmd = [sys.executable, "-m", "munirank.bench", "--case", case, "--data", str(data),
            "--fit-out", str(out), "--result", str(result)]
     if draws is not None:
         cmd += ["--draws", str(draws)]
+    if tune is not None:
+        cmd += ["--tune", str(tune)]
+    env = dict(os.environ)
+    if case == "nutpie-cold":  # empty compile caches, PyTensor's and numba's own
+        cold = out.with_name(out.name + "-caches")
+        shutil.rmtree(cold, ignore_errors=True)
+        env["PYTENSOR_FLAGS"] = ",".join(
+            filter(None, [env.get("PYTENSOR_FLAGS"), f"base_compiledir={cold / 'pytensor'}"]))
+        env["NUMBA_CACHE_DIR"] = str(cold / "numba")
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     if proc.returncode not in (0, 3):  # 3: fitted but not converged (recorded, not fatal)
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
         return {"case": case, "error": tail[0], "process_seconds": time.perf_counter() - t0}
     figures = json.loads(result.read_text())
     figures["process_seconds"] = time.perf_counter() - t0
+    figures["fit_dir"] = str(out)
     return figures
+
+
+def _paired_runs(paired: list[str], data: Path, work: Path, draws: int | None,
+                 repeats: int) -> dict[str, dict[str, Any]]:
+    """Warm-up fits, then ``repeats`` alternating runs of each paired case; the median rows."""
+    for case in paired:
+        print(f"bench: {case}: warm-up fit (fills the compile caches, not timed) ...", flush=True)
+        _subprocess(case, data, work / f"warmup-{case}", draws=20, tune=20)
+    runs: dict[str, list[dict[str, Any]]] = {c: [] for c in paired}
+    for i in range(repeats):
+        for case in paired:
+            print(f"bench: {case} (run {i + 1} of {repeats}) ...", flush=True)
+            runs[case].append(_subprocess(case, data, work / f"fit-{case}-{i + 1}", draws))
+            print(f"bench: {case}: {_one_line(runs[case][-1])}", flush=True)
+    out = {}
+    for case, rs in runs.items():
+        ok = [r for r in rs if "error" not in r]
+        if not ok:
+            out[case] = rs[0]
+            continue
+        median = sorted(ok, key=lambda r: r["ess_per_second"])[(len(ok) - 1) // 2]
+        out[case] = {**median, "runs": rs}
+    return out
 
 
 def bench(out: str | Path, *, cases: tuple[str, ...] = CASES, seed: int = 1,
           scale_spells: int = 1_000_000, scale_municipalities: int = 400,
-          draws: int | None = None) -> dict[str, Any]:
+          draws: int | None = None, repeats: int = REPEATS) -> dict[str, Any]:
     """Run the benchmark cases and write ``bench.json`` and ``bench.txt`` under ``out``.
 
     Parameters
@@ -176,6 +222,8 @@ def bench(out: str | Path, *, cases: tuple[str, ...] = CASES, seed: int = 1,
         Size of the scale runs.
     draws : int, optional
         Draws per chain for every fit (default: the spec's, 1000).
+    repeats : int
+        Runs of each of :data:`PAIRED`.
 
     Returns
     -------
@@ -187,7 +235,12 @@ def bench(out: str | Path, *, cases: tuple[str, ...] = CASES, seed: int = 1,
     work.mkdir(parents=True, exist_ok=True)
     dk = _simulate(work / "dk", seed)
     results: dict[str, dict[str, Any]] = {}
+    paired = [c for c in PAIRED if c in cases]
+    if paired:
+        results.update(_paired_runs(paired, dk, work, draws, repeats))
     for case in cases:
+        if case in paired:
+            continue
         if case.startswith("scale"):
             named = 72
             data = _simulate(work / f"scale-{scale_spells}", seed,
@@ -220,24 +273,42 @@ def _one_line(r: dict[str, Any]) -> str:
 
 def _summarise(results: dict[str, dict[str, Any]], work: Path) -> dict[str, Any]:
     ratios: dict[str, float] = {}
+    ranges: dict[str, list[float]] = {}
     agree: dict[str, dict[str, float]] = {}
     ok = {k: v for k, v in results.items() if "error" not in v}
     if "nutpie" in ok and "pymc" in ok:
-        ratios["ess_per_second_nutpie_over_pymc"] = (ok["nutpie"]["ess_per_second"]
-                                                     / ok["pymc"]["ess_per_second"])
-        ratios["wall_pymc_over_nutpie"] = ok["pymc"]["wall_seconds"] / ok["nutpie"]["wall_seconds"]
-        if ok["nutpie"].get("ess_per_draw_second") and ok["pymc"].get("ess_per_draw_second"):
-            ratios["ess_per_draw_second_nutpie_over_pymc"] = (
-                ok["nutpie"]["ess_per_draw_second"] / ok["pymc"]["ess_per_draw_second"])
+        for key, name in (("ess_per_second", "ess_per_second_nutpie_over_pymc"),
+                          ("ess_per_draw_second", "ess_per_draw_second_nutpie_over_pymc")):
+            each = _pair_ratios(ok["nutpie"], ok["pymc"], key)
+            if each:
+                ratios[name] = float(np.median(each))
+                if len(each) > 1:
+                    ranges[name] = [min(each), max(each)]
+        wall = _pair_ratios(ok["pymc"], ok["nutpie"], "wall_seconds")
+        if wall:
+            ratios["wall_pymc_over_nutpie"] = float(np.median(wall))
     if "nutpie" in ok and "frequentist" in ok:
         ratios["wall_nutpie_over_frequentist"] = (ok["nutpie"]["wall_seconds"]
                                                   / ok["frequentist"]["wall_seconds"])
     for approx, exact in (("laplace", "nutpie"), ("scale-laplace", "scale-nuts")):
         if approx in ok and exact in ok:
-            agree[approx] = agreement(work / f"fit-{approx}", work / f"fit-{exact}")
+            agree[approx] = agreement(Path(ok[approx].get("fit_dir", work / f"fit-{approx}")),
+                                      Path(ok[exact].get("fit_dir", work / f"fit-{exact}")))
             ratios[f"wall_{exact}_over_{approx}"] = (ok[exact]["wall_seconds"]
                                                      / ok[approx]["wall_seconds"])
-    return {"ratios": ratios, "agreement": agree}
+    if "nutpie-cold" in ok and "nutpie" in ok:
+        ratios["compile_cold_over_warm"] = (ok["nutpie-cold"]["compile_seconds"]
+                                            / ok["nutpie"]["compile_seconds"])
+    return {"ratios": ratios, "ratio_ranges": ranges, "agreement": agree}
+
+
+def _pair_ratios(a: dict[str, Any], b: dict[str, Any], key: str) -> list[float]:
+    """a[key] / b[key] for each pair of alternating runs (or of the single rows)."""
+    runs_a, runs_b = a.get("runs", [a]), b.get("runs", [b])
+    if len(runs_a) != len(runs_b):
+        runs_a, runs_b = [a], [b]
+    return [ra[key] / rb[key] for ra, rb in zip(runs_a, runs_b, strict=True)
+            if "error" not in ra and "error" not in rb and ra.get(key) and rb.get(key)]
 
 
 def table_text(report: dict[str, Any]) -> str:
@@ -256,8 +327,11 @@ def table_text(report: dict[str, Any]) -> str:
         rows.append({"case": case, **{label: r.get(key) for key, label in cols}})
     table = pd.DataFrame(rows).set_index("case")
     lines = [table.to_string(float_format=lambda v: f"{v:.3g}", na_rep="")]
+    ranges = report.get("ratio_ranges", {})
     for k, v in report["ratios"].items():
-        lines.append(f"{k}: {v:.2f}")
+        extra = (f" (median of {len(report['cases']['nutpie'].get('runs', []))} paired runs, "
+                 f"range {ranges[k][0]:.2f}-{ranges[k][1]:.2f})" if k in ranges else "")
+        lines.append(f"{k}: {v:.2f}{extra}")
     for k, v in report["agreement"].items():
         lines.append(f"{k} vs NUTS: " + ", ".join(f"{a} {b:.3f}" for a, b in v.items()))
     return "\n".join(lines)
@@ -273,7 +347,8 @@ def bench_command(args: argparse.Namespace) -> int:
         raise InputError(f"unknown case(s) {unknown}; known: {list(CASES)}",
                          file="command line", column="--cases")
     bench(args.out, cases=cases, seed=args.seed, scale_spells=args.scale_spells,
-          scale_municipalities=args.scale_municipalities, draws=args.draws)
+          scale_municipalities=args.scale_municipalities, draws=args.draws,
+          repeats=args.repeats)
     return 0
 
 
@@ -284,8 +359,9 @@ def _main() -> None:
     p.add_argument("--fit-out", required=True, type=Path)
     p.add_argument("--result", required=True, type=Path)
     p.add_argument("--draws", type=int)
+    p.add_argument("--tune", type=int)
     a = p.parse_args()
-    figures = run_case(a.case, a.data, a.fit_out, a.draws)
+    figures = run_case(a.case, a.data, a.fit_out, a.draws, a.tune)
     a.result.write_text(json.dumps(figures, default=float))
 
 
