@@ -14,10 +14,11 @@ and its children's, e.g. PyMC's chain processes) is its own. Cases:
   ``--scale-municipalities`` municipalities, NUTS and Laplace, Laplace scored against NUTS.
 
 Ratios are the figures that count (these machines are shared); bench.json records the load
-average before and after each case so that a noisy run can be recognised. ``nutpie`` and
-``pymc`` run ``repeats`` times, alternating, after one short untimed fit each that fills the
-compile caches; their ratios are the medians of the ratios of each pair of runs (so that a
-slow spell of the machine touches both), and each case's row is its median run.
+average before and after each case so that a noisy run can be recognised. Before any timed
+case, one short untimed fit each of ``nutpie``, ``pymc`` and ``laplace`` fills the compile
+caches. ``nutpie`` and ``pymc`` then run ``repeats`` times, alternating; their ratios are the
+medians of the ratios of each pair of runs (so that a slow spell of the machine touches
+both), and each case's row is its median run.
 """
 
 from __future__ import annotations
@@ -182,12 +183,16 @@ def _subprocess(case: str, data: Path, out: Path, draws: int | None,
     return figures
 
 
-def _paired_runs(paired: list[str], data: Path, work: Path, draws: int | None,
-                 repeats: int) -> dict[str, dict[str, Any]]:
-    """Warm-up fits, then ``repeats`` alternating runs of each paired case; the median rows."""
-    for case in paired:
+def _warm_up(cases: list[str], data: Path, work: Path) -> None:
+    """Short untimed fits that fill the compile caches, so that no timed case compiles cold."""
+    for case in cases:
         print(f"bench: {case}: warm-up fit (fills the compile caches, not timed) ...", flush=True)
         _subprocess(case, data, work / f"warmup-{case}", draws=20, tune=20)
+
+
+def _paired_runs(paired: list[str], data: Path, work: Path, draws: int | None,
+                 repeats: int) -> dict[str, dict[str, Any]]:
+    """``repeats`` alternating runs of each paired case; the median rows."""
     runs: dict[str, list[dict[str, Any]]] = {c: [] for c in paired}
     for i in range(repeats):
         for case in paired:
@@ -236,6 +241,9 @@ def bench(out: str | Path, *, cases: tuple[str, ...] = CASES, seed: int = 1,
     dk = _simulate(work / "dk", seed)
     results: dict[str, dict[str, Any]] = {}
     paired = [c for c in PAIRED if c in cases]
+    # laplace warms the scale-laplace case too: the compiled graphs do not depend on the size
+    _warm_up([c for c in (*PAIRED, "laplace") if c in cases
+              or (c == "laplace" and "scale-laplace" in cases)], dk, work)
     if paired:
         results.update(_paired_runs(paired, dk, work, draws, repeats))
     for case in cases:
