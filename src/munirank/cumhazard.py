@@ -47,6 +47,7 @@ from dataclasses import dataclass, fields
 
 import numba
 import numpy as np
+import pandas as pd
 import pytensor
 import pytensor.tensor as pt
 from llvmlite import ir
@@ -196,8 +197,11 @@ def _pattern_sums(g_c, h, pattern, b0, b1):  # noqa: ANN001, ANN202
 @numba.njit(fastmath=FASTMATH, cache=True)
 def _blocks(a, w_small, w_real, c, alpha, x_small, x_real, pattern, log_t, log_s, seg_start,  # noqa: ANN001, ANN202, PLR0913
             seg_m):
-    """C, dC/da, dC/dw_small, dC/dw_real, dC/dc, dC/dalpha (raw/standardised columns, and
-    the per-pattern part ``c`` of the linear predictor; ``c`` empty: no pattern columns)."""
+    """C, dC/da, dC/dw_small, dC/dw_real, dC/dc, dC/dalpha.
+
+    On the raw and standardised columns and the per-pattern part ``c`` of the linear
+    predictor (``c`` empty: no pattern columns).
+    """
     n = log_t.shape[0]
     n_delayed = log_s.shape[0]
     g_a = np.zeros(a.shape[0])
@@ -369,22 +373,29 @@ def pattern_columns(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
         int32 per row, its column of ``table``.
     """
     n, k = raw.shape
-    order = np.argsort([len(np.unique(raw[:, j])) for j in range(k)], kind="stable")
+    values = raw.astype(np.int64) + 128  # int8 range: 0..255, counted without sorting
+    order = np.argsort([np.count_nonzero(np.bincount(values[:, j], minlength=256))
+                        for j in range(k)], kind="stable")
     best = (2.0 * k, 0, None)  # (cost per episode, number of columns, inverse)
     codes = np.zeros(n, np.int64)
     for used, j in enumerate(order, start=1):
         # mixed-radix code of the pattern so far (values are int8: a radix of 256 each)
-        codes = codes * 256 + (raw[:, j].astype(np.int64) + 128)
-        distinct, inverse = np.unique(codes, return_inverse=True)
-        codes = inverse.astype(np.int64)  # renumber: the code stays below n
-        cost = 2.0 * (k - used) + 3.0 + 2.0 * used * len(distinct) / n
+        codes = codes * 256 + values[:, j]
+        # hash-based renumbering (O(n); np.unique sorts: 2.5 s against 0.3 s at 1,000,000)
+        inverse, distinct = pd.factorize(codes)
+        codes = inverse.astype(np.int64)  # renumbered: the code stays below n
+        table_cost = 2.0 * used * len(distinct) / n
+        cost = 2.0 * (k - used) + 3.0 + table_cost
         if cost < best[0]:
             best = (cost, used, inverse)
+        if 3.0 + table_cost >= best[0]:  # longer prefixes only cost more: stop
+            break
     used, inverse = best[1], best[2]
     if used == 0:
         return np.zeros(0, np.int64), np.zeros((0, 0)), np.zeros(n, np.int32)
     columns = np.sort(order[:used])
-    first = np.unique(inverse, return_index=True)[1]
+    first = np.empty(inverse.max() + 1, np.int64)
+    first[inverse[::-1]] = np.arange(n - 1, -1, -1)  # the last write wins: each first row
     return columns, raw[first][:, columns].T.astype(float), inverse.astype(np.int32)
 
 
