@@ -80,55 +80,45 @@ def _array_lines(indices: list[int], layout: _Layout) -> tuple[list[str], list[s
     return lines, names
 
 
-def _logp_source(indices: list[int], layout: _Layout) -> str:
+def _wrapper_source(head: str, check: str, body: list[str], on_error: int,
+                    indices: list[int], layout: _Layout) -> str:
+    """A callback: check the sizes, view the shared arrays, call ``inner`` in ``body``."""
     lines, names = _array_lines(indices, layout)
-    args = ", ".join(["x", *names])
-    # element loops instead of nutpie's `out[...] = grad` and `np.all(np.isfinite(out))`:
-    # the same values, without numba compiling a shape-mismatch error message (4.7 s)
+    call = f"inner({', '.join(['x', *names])})"
     return "\n".join([
-        "def logp_wrapper(dim, x_, out_, logp_, user_data_):",
+        head,
         f"    ud = numba.carray(user_data_, ({layout.length},), np.int64)",
-        "    if dim != ud[0]:",
+        f"    if {check}:",
         "        return -1",
         *lines,
         "    try:",
-        "        x = numba.carray(x_, (dim,))",
-        "        out = numba.carray(out_, (dim,))",
-        f"        logp_val, grad = inner({args})",
-        "        logp_[0] = logp_val",
-        "        finite = True",
-        "        for i in range(dim):",
-        "            out[i] = grad[i]",
-        "            finite = finite and np.isfinite(grad[i])",
-        "        if not finite:",
-        "            return 3",
-        "        if not np.isfinite(logp_val):",
-        "            return 4",
+        *("        " + line.replace("CALL", call) for line in body),
         "    except Exception:",
-        "        return 1",
+        f"        return {on_error}",
         "    return 0",
     ])
+
+
+def _logp_source(indices: list[int], layout: _Layout) -> str:
+    # element loops instead of nutpie's `out[...] = grad` and `np.all(np.isfinite(out))`:
+    # the same values, without numba compiling a shape-mismatch error message (4.7 s)
+    return _wrapper_source(
+        "def logp_wrapper(dim, x_, out_, logp_, user_data_):", "dim != ud[0]",
+        ["x = numba.carray(x_, (dim,))", "out = numba.carray(out_, (dim,))",
+         "logp_val, grad = CALL", "logp_[0] = logp_val", "finite = True",
+         "for i in range(dim):", "    out[i] = grad[i]",
+         "    finite = finite and np.isfinite(grad[i])", "if not finite:", "    return 3",
+         "if not np.isfinite(logp_val):", "    return 4"],
+        1, indices, layout)
 
 
 def _expand_source(indices: list[int], layout: _Layout) -> str:
-    lines, names = _array_lines(indices, layout)
-    args = ", ".join(["x", *names])
-    return "\n".join([
+    return _wrapper_source(
         "def expand_wrapper(dim, expanded, x_, out_, user_data_):",
-        f"    ud = numba.carray(user_data_, ({layout.length},), np.int64)",
-        "    if dim != ud[0] or expanded != ud[1]:",
-        "        return -1",
-        *lines,
-        "    try:",
-        "        x = numba.carray(x_, (dim,))",
-        "        out = numba.carray(out_, (expanded,))",
-        f"        (values,) = inner({args})",
-        "        for i in range(expanded):",
-        "            out[i] = values[i]",
-        "    except Exception:",
-        "        return -2",
-        "    return 0",
-    ])
+        "dim != ud[0] or expanded != ud[1]",
+        ["x = numba.carray(x_, (dim,))", "out = numba.carray(out_, (expanded,))",
+         "(values,) = CALL", "for i in range(expanded):", "    out[i] = values[i]"],
+        -2, indices, layout)
 
 
 def _void_ptr_intrinsic() -> Any:
