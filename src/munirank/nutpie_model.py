@@ -17,8 +17,11 @@ compute exactly what nutpie's do (same inputs, same outputs, same return codes);
 (a nutpie or PyTensor version with other internals, or a graph PyTensor does not cache), the
 model is compiled by ``nutpie.compile_pymc_model`` instead.
 
-This module uses nutpie's private functions (``_make_functions``, ``_prepare_dims_and_coords``,
-``CompiledPyMCModel``); pyproject.toml pins nutpie to the minor version it was written for.
+The returned model samples like nutpie's own; its ``with_data`` is not supported (nutpie's
+record of shared data is replaced by the pointer table; munirank builds a new model instead,
+which compiles from the cache). This module uses nutpie's private functions
+(``_make_functions``, ``_prepare_dims_and_coords``, ``CompiledPyMCModel``); pyproject.toml
+pins nutpie to the minor version it was written for.
 """
 
 from __future__ import annotations
