@@ -15,6 +15,10 @@ from pathlib import Path
 from typing import NoReturn
 
 from munirank.errors import InputError
+from munirank.spec import DEFAULT_TUNE
+
+_TUNE_HELP = "tuning steps per chain (default: " + ", ".join(
+    f"{n} with {sampler}" for sampler, n in DEFAULT_TUNE.items()) + ")"
 
 EXIT_OK, EXIT_INPUT, EXIT_UNCONVERGED, EXIT_INTERRUPTED = 0, 2, 3, 130
 
@@ -28,7 +32,7 @@ class _Parser(argparse.ArgumentParser):
 def _add_sampling(p: argparse.ArgumentParser) -> None:
     p.add_argument("--draws", type=int, help="posterior draws per chain (default 1000)")
     p.add_argument("--tune", type=int,
-                   help="tuning steps per chain (default 500 with nutpie, 1000 with pymc)")
+                   help=_TUNE_HELP)
     p.add_argument("--chains", type=int, help="number of chains (default 4)")
     p.add_argument("--seed", type=int, help="random seed (default 1)")
     p.add_argument("--sampler", choices=["nutpie", "pymc", "numpyro"], help="default nutpie")
@@ -189,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="number of small municipalities besides the named ones")
     p.add_argument("--draws", type=int, help="posterior draws per chain (default 1000)")
     p.add_argument("--tune", type=int,
-                   help="tuning steps per chain (default 500 with nutpie, 1000 with pymc)")
+                   help=_TUNE_HELP)
     p.add_argument("--chains", type=int, help="number of chains (default 4)")
     p.add_argument("--sampler", choices=["nutpie", "pymc", "numpyro"], help="default nutpie")
     p.add_argument("--cutoff", type=int, default=80,

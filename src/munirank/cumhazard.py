@@ -275,7 +275,7 @@ def cumulative_hazard_kernel(a, beta, alpha, x_small, x_real, pattern, floats, l
     w_small = beta[small] / scale[small]
     w_pattern = beta[in_pattern] / scale[in_pattern]
     offset = -(w_small * centre[small]).sum() - (w_pattern * centre[in_pattern]).sum()
-    c = np.zeros(table.shape[1] if table.shape[0] else 0)
+    c = np.zeros(table.shape[1])  # no pattern columns: a (0, 0) table, no patterns
     _add_columns(c, table, w_pattern, 0, c.shape[0])
     total, g_a, g_small, g_real, g_c, g_alpha = _blocks(
         a + offset, w_small, beta[real], c, alpha.item(), x_small, x_real, pattern, log_t,
@@ -293,8 +293,9 @@ def cumulative_hazard_kernel(a, beta, alpha, x_small, x_real, pattern, floats, l
 class HazardData:
     """The episodes as the kernel reads them (built once per model by :func:`hazard_data`).
 
-    Five arrays, because nutpie compiles an extraction routine for every shared array of a
-    model (about a second each, measured): the small arrays are packed.
+    Five arrays, the small ones packed: nutpie's own compilation (the fallback of
+    :mod:`munirank.nutpie_model`) compiles an extraction routine for every shared array of a
+    model, about a second each (measured).
 
     Attributes
     ----------
@@ -436,7 +437,7 @@ def hazard_data(x: np.ndarray, centre: np.ndarray, scale: np.ndarray, codes: np.
     seg_start = np.concatenate([[0], breaks, [len(c), len(c) + 1]]).astype(np.int64)
     seg_m = np.concatenate([c[seg_start[:-2]], [0]])
     sizes = [len(c), n_delayed, len(small), len(real), len(seg_start) - 2, len(in_pattern),
-             table.shape[1] if len(in_pattern) else 0]
+             table.shape[1]]
     layout = np.concatenate([sizes, small, real, in_pattern, seg_start, seg_m]).astype(np.int64)
     # centre and scale are indexed by covariate: one entry per covariate, whatever its kind
     floats = np.concatenate([log_t[order], log_s[order][:n_delayed], centre, scale,

@@ -129,8 +129,7 @@ def _sample_nutpie(model: pm.Model, spec: SamplingSpec, *, progressbar: bool,
     t0 = time.perf_counter()
     compiled = compile_model(model, var_names=var_names)
     # pm.sample's seed for nutpie: the first of the per-chain seeds it spawns
-    rngs = get_random_generator(spec.seed).spawn(spec.chains)
-    seed = int([rng.integers(2**30) for rng in rngs][0])
+    seed = int(get_random_generator(spec.seed).spawn(spec.chains)[0].integers(2**30))
     options = {"adaptation": spec.adaptation} if spec.adaptation != "auto" else {}
     t1 = time.perf_counter()
     tree = nutpie.sample(compiled, draws=spec.draws, tune=max(spec.tuning_steps, 1),

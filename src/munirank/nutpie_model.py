@@ -37,10 +37,8 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 VERSION = "2"
-"""Part of every cache key: bump it when the generated source changes."""
-
-_LOGP_SIG = ("int64", "uint64", "CPointer(double)", "CPointer(double)", "CPointer(double)",
-             "voidptr")
+"""Part of every cache key (with the generated source itself): bump it when the callbacks
+change in a way their source text does not show, e.g. the globals they are compiled with."""
 
 
 @dataclass(frozen=True)
