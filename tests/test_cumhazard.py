@@ -1,7 +1,8 @@
+import numba
 import numpy as np
 import pytest
 
-from munirank.cumhazard import cumulative_hazard_kernel, exp, hazard_data
+from munirank.cumhazard import FASTMATH, cumulative_hazard_kernel, exp, hazard_data
 from munirank.model import create_model
 from munirank.spec import ModelSpec
 
@@ -14,6 +15,23 @@ def test_exp_matches_numpy_to_one_ulp():
     ref = np.exp(np.concatenate([x[:2000], x[-5:]]))
     np.testing.assert_array_less(np.abs(ours - ref), 2.0 * np.spacing(ref) + 1e-300)
     assert exp(0.0) == 1.0
+
+
+def test_exp_near_the_ends_of_the_range_inlined_with_fastmath():
+    """exp(709.5) needs 2**1024 (one exponent beyond float64's): it is built as 2 * 2**1023.
+    Checked inside a loop compiled with the kernel's fastmath flags, as the kernel uses it."""
+    @numba.njit(fastmath=FASTMATH)
+    def loop(x, out):
+        for k in range(x.shape[0]):
+            out[k] = exp(x[k])
+
+    x = np.concatenate([np.linspace(700.0, 709.78, 4001), np.linspace(-708.0, -700.0, 4001)])
+    out = np.empty_like(x)
+    loop(x, out)
+    ref = np.exp(x)
+    np.testing.assert_array_less(np.abs(out - ref), 2.0 * np.spacing(ref))
+    loop(np.array([709.79, -708.01]), out[:2])
+    assert out[0] == np.inf and out[1] == 0.0
 
 
 @pytest.mark.parametrize(("x", "expected"), [(np.inf, np.inf), (710.0, np.inf),
@@ -109,3 +127,18 @@ def test_python_and_numba_backends_agree(tiny_episodes):
     fast = model.compile_dlogp(mode="NUMBA")(point)
     plain = model.compile_dlogp(mode="FAST_COMPILE")(point)
     np.testing.assert_allclose(fast, plain, rtol=1e-12)
+
+
+def test_cache_key_follows_the_kernel_source(monkeypatch):
+    """PyTensor's cache key of the Op changes with this module's source (SOURCE_VERSION), so
+    that a cached graph never runs an older kernel than the installed one."""
+    from pytensor.link.numba.dispatch.basic import numba_funcify_and_cache_key
+
+    import munirank.cumhazard as ch
+
+    node = ch.cumulative_hazard_op.make_node(np.zeros(2), np.zeros(1), np.asarray(1.0))
+    fn, key = numba_funcify_and_cache_key(ch.cumulative_hazard_op, node=node)
+    assert fn is ch.cumulative_hazard_kernel and key is not None
+    monkeypatch.setattr(ch, "SOURCE_VERSION", ch.SOURCE_VERSION + 1)
+    _, other = numba_funcify_and_cache_key(ch.cumulative_hazard_op, node=node)
+    assert other != key
