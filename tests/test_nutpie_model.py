@@ -87,3 +87,23 @@ def test_a_second_compilation_loads_the_callbacks_from_the_cache(tiny_episodes, 
                                        var_names=_VARS)
     assert again.user_data.dtype == np.int64
     assert compiled_anew == []
+
+
+def test_the_garbage_collector_is_paused_during_compilation_and_restored(tiny_episodes,
+                                                                        monkeypatch):
+    """Off while compiling (whatever happens there), back as it was afterwards."""
+    import gc
+
+    seen = []
+    monkeypatch.setattr(nutpie_model, "_compile",
+                        lambda model, var_names: seen.append(gc.isenabled()) or 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        nutpie_model.compile_model(None)
+    assert seen == [False] and gc.isenabled()
+    gc.disable()
+    try:
+        with pytest.raises(ZeroDivisionError):
+            nutpie_model.compile_model(None)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -26,9 +26,12 @@ pins nutpie to the minor version it was written for.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import logging
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,11 +183,32 @@ def compile_model(model: Any, var_names: list[str] | None = None) -> Any:
     """
     import nutpie
 
+    with _cyclic_gc_paused():
+        try:
+            return _compile(model, var_names)
+        except (AttributeError, ImportError, TypeError, KeyError, _NotCacheable, Warning) as err:
+            log.info("nutpie's own compilation (the cached callbacks do not apply: %s)", err)
+            return nutpie.compile_pymc_model(model, var_names=var_names)
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while PyTensor rewrites and links the graphs.
+
+    Rewriting allocates many small objects, which sets off collections that each scan the
+    whole heap (the register's data included). Measured on dk-1999-2005 with warm caches, the
+    first compilation in each of two fresh processes: 1.25 and 1.33 s with the collector off,
+    1.55 and 2.04 s with it on (the second and third in the same process: 0.98-1.06 s against
+    1.02-1.96 s). Reference counting still frees everything without cycles meanwhile; the
+    collector runs again afterwards.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
     try:
-        return _compile(model, var_names)
-    except (AttributeError, ImportError, TypeError, KeyError, _NotCacheable, Warning) as err:
-        log.info("nutpie's own compilation (the cached callbacks do not apply: %s)", err)
-        return nutpie.compile_pymc_model(model, var_names=var_names)
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class _NotCacheable(Exception):
