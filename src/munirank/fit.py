@@ -119,7 +119,8 @@ def _sample_nutpie(model: pm.Model, spec: SamplingSpec, *, progressbar: bool,
     What ``pm.sample(nuts_sampler="nutpie")`` does, with the same seeds (so the same draws),
     except that the model is compiled with callbacks numba caches across processes
     (measured on dk-1999-2005: 13.4 s of compilation in every process with nutpie's own,
-    2.7 s with these once cached) and that no per-person data groups are attached.
+    1.4-2.0 s with these once cached, bench of 2026-12-01 at 3950d19) and that no per-person
+    data groups are attached.
     """
     import nutpie
     from pymc.util import get_random_generator
