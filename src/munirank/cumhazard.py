@@ -247,7 +247,7 @@ def _unpack(floats, layout):  # noqa: ANN001, ANN202
     """The arrays packed by :func:`hazard_data` (see :class:`HazardData`)."""
     n, n_delayed, p_small, p_real, n_seg = layout[0], layout[1], layout[2], layout[3], layout[4]
     p_pattern = layout[5]
-    o = 7
+    o = 6
     small = layout[o:o + p_small]
     o += p_small
     real = layout[o:o + p_real]
@@ -322,8 +322,8 @@ class HazardData:
         Log exit time (all episodes), log entry time (the delayed entries, which come
         first), the centre and the scale of every covariate.
     layout : numpy.ndarray
-        int64: episodes, delayed entries, number of small, real and pattern covariates,
-        number of segments S, number of patterns; the indices ``small``, ``real`` and
+        int64: episodes, delayed entries, number of small and real covariates, number of
+        segments S, number of pattern covariates; the indices ``small``, ``real`` and
         ``in_pattern`` into ``beta``; the start of each run of one municipality's episodes
         (S + 2, with sentinels) and its code (S + 1).
     """
@@ -447,8 +447,7 @@ def hazard_data(x: np.ndarray, centre: np.ndarray, scale: np.ndarray, codes: np.
                         else [])
     seg_start = np.concatenate([[0], breaks, [len(c), len(c) + 1]]).astype(np.int64)
     seg_m = np.concatenate([c[seg_start[:-2]], [0]])
-    sizes = [len(c), n_delayed, len(small), len(real), len(seg_start) - 2, len(in_pattern),
-             table.shape[1]]
+    sizes = [len(c), n_delayed, len(small), len(real), len(seg_start) - 2, len(in_pattern)]
     layout = np.concatenate([sizes, small, real, in_pattern, seg_start, seg_m]).astype(np.int64)
     # centre and scale are indexed by covariate: one entry per covariate, whatever its kind
     floats = np.concatenate([log_t[order], log_s[order][:n_delayed], centre, scale])
