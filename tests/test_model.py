@@ -219,6 +219,35 @@ def test_weibull_pointwise_loglik_equals_baseline_loglik(tiny_episodes, tiny_pos
     np.testing.assert_allclose(fast.to_numpy().reshape(flat.shape), flat - jac, rtol=1e-10)
 
 
+def test_linear_predictor_matches_coefficients_by_label(tiny_episodes, tiny_posterior):
+    """eta = beta0 + x'beta + z_m'gamma + u_m per draw and episode, whatever the order of the
+    posterior's covariate, municipal covariate and municipality coordinates."""
+    from munirank.data import as_codes
+    from munirank.model import linear_predictor
+
+    post = tiny_posterior
+    x, z = tiny_episodes["x"].to_numpy(), tiny_episodes["z"].to_numpy()
+    codes = as_codes(tiny_episodes)
+    b = post["beta"].transpose("chain", "draw", "covariate").to_numpy()
+    g = post["gamma"].transpose("chain", "draw", "municipal_covariate").to_numpy()
+    u = post["u"].transpose("chain", "draw", "municipality").to_numpy()
+    by_hand = (post["beta0"].to_numpy()[..., None] + b @ x.T + (g @ z.T + u)[..., codes])
+    eta = linear_predictor(post, tiny_episodes)
+    assert eta.dims == ("chain", "draw", "episode")
+    np.testing.assert_allclose(eta.to_numpy(), by_hand, rtol=1e-12)
+    np.testing.assert_array_equal(eta["episode"], tiny_episodes["episode"])
+
+    rng = np.random.default_rng(3)
+    shuffled = post.isel(covariate=rng.permutation(post.sizes["covariate"]),
+                         municipality=rng.permutation(post.sizes["municipality"]),
+                         municipal_covariate=rng.permutation(post.sizes["municipal_covariate"]))
+    assert not np.array_equal(shuffled["municipality"], post["municipality"])
+    np.testing.assert_allclose(linear_predictor(shuffled, tiny_episodes).to_numpy(), by_hand,
+                               rtol=1e-12)
+    without = linear_predictor(shuffled, tiny_episodes, with_effect=False).to_numpy()
+    np.testing.assert_allclose(without, by_hand - u[..., codes], rtol=1e-12, atol=1e-12)
+
+
 def _graph_constants(model):
     from pytensor.graph.basic import Constant
 
