@@ -1,6 +1,6 @@
 import pytest
 
-from munirank.bench import _summarise, table_text
+from munirank.bench import _summarise, machine, table_text
 
 
 def test_ratios_with_and_without_compilation(tmp_path):
@@ -49,3 +49,14 @@ def test_a_failed_run_drops_its_pair(tmp_path):
     cases = {"nutpie": {**nutpie[0], "runs": nutpie}, "pymc": {**pymc[0], "runs": pymc}}
     ratios = _summarise(cases, tmp_path)["ratios"]
     assert ratios["ess_per_second_nutpie_over_pymc"] == pytest.approx((4.0 + 5.6) / 2)
+
+
+def test_the_machine_record_names_the_cpu_and_the_versions(tmp_path):
+    m = machine()
+    # the ratios depend on the CPU's vector width: bench.json must say which CPU it was
+    assert m["cpus"] >= 1 and m["llvm_cpu"] and m["vector"] in (
+        "avx512f", "avx2", "avx", "sse2", "neon", "none")
+    assert m["nutpie"] and m["pymc"] and m["python"]
+    text = table_text({"machine": m, "cases": {"frequentist": {"wall_seconds": 1.0}},
+                       "ratios": {}, "agreement": {}})
+    assert text.startswith(f"machine: {m['cpus']} cpus") and m["llvm_cpu"] in text

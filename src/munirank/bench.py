@@ -24,8 +24,10 @@ both), and each case's row is its median run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import platform
 import resource
 import shutil
 import subprocess
@@ -260,7 +262,7 @@ def bench(out: str | Path, *, cases: tuple[str, ...] = CASES, seed: int = 1,
         results[case] = _subprocess(case, data, work / f"fit-{case}", draws)
         print(f"bench: {case}: {_one_line(results[case])}", flush=True)
     summary = _summarise(results, work)
-    report = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+    report = {"machine": machine(),
               "seed": seed, "scale_spells": scale_spells,
               "scale_municipalities": scale_municipalities, "cases": results, **summary,
               "targets": TARGETS}
@@ -269,6 +271,31 @@ def bench(out: str | Path, *, cases: tuple[str, ...] = CASES, seed: int = 1,
     (out / "bench.txt").write_text(text + "\n")
     print(text)
     return report
+
+
+def machine() -> dict[str, Any]:
+    """What the ratios depend on: the CPU, its vector width as LLVM sees it, and the versions.
+
+    The nutpie/PyMC ratio is hardware-dependent: both samplers call the same compiled kernel,
+    but PyMC adds a fixed Python cost per gradient, so a CPU that runs the kernel faster
+    (e.g. with AVX-512) lowers the ratio. Measured: samplers' own time 4.4-4.8 times PyMC's on
+    the machines of the earlier benches, 3.9 on an AMD EPYC with AVX-512 (LLVM: znver5).
+    """
+    import llvmlite.binding as llvm
+
+    from munirank.outputs import versions
+
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    features = llvm.get_host_cpu_features()
+    vector = next((name for name in ("avx512f", "avx2", "avx", "sse2", "neon")
+                   if features.get(name)), "none")
+    return {"cpus": os.cpu_count(), "cpu_model": model or platform.processor(),
+            "llvm_cpu": llvm.get_host_cpu_name(), "vector": vector, **versions()}
 
 
 def _one_line(r: dict[str, Any]) -> str:
@@ -334,7 +361,10 @@ def table_text(report: dict[str, Any]) -> str:
             continue
         rows.append({"case": case, **{label: r.get(key) for key, label in cols}})
     table = pd.DataFrame(rows).set_index("case")
-    lines = [table.to_string(float_format=lambda v: f"{v:.3g}", na_rep="")]
+    m = report.get("machine", {})
+    lines = [f"machine: {m.get('cpus')} cpus, {m.get('cpu_model', '?')} "
+             f"(LLVM {m.get('llvm_cpu', '?')}, {m.get('vector', '?')})",
+             table.to_string(float_format=lambda v: f"{v:.3g}", na_rep="")]
     ranges = report.get("ratio_ranges", {})
     for k, v in report["ratios"].items():
         extra = (f" (median of {len(report['cases']['nutpie'].get('runs', []))} paired runs, "
