@@ -291,9 +291,11 @@ def machine() -> dict[str, Any]:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    features = llvm.get_host_cpu_features()
+    features: dict[str, bool] = {}
+    with contextlib.suppress(RuntimeError):  # LLVM cannot read the features on some hosts
+        features = dict(llvm.get_host_cpu_features())
     vector = next((name for name in ("avx512f", "avx2", "avx", "sse2", "neon")
-                   if features.get(name)), "none")
+                   if features.get(name)), "unknown" if not features else "none")
     return {"cpus": os.cpu_count(), "cpu_model": model or platform.processor(),
             "llvm_cpu": llvm.get_host_cpu_name(), "vector": vector, **versions()}
 
