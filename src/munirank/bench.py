@@ -279,7 +279,7 @@ def machine() -> dict[str, Any]:
     The nutpie/PyMC ratio is hardware-dependent: both samplers call the same compiled kernel,
     but PyMC adds a fixed Python cost per gradient, so a CPU that runs the kernel faster
     (e.g. with AVX-512) lowers the ratio. Measured: samplers' own time 4.4-4.8 times PyMC's on
-    the machines of the earlier benches, 3.9 on an AMD EPYC with AVX-512 (LLVM: znver5).
+    the machines of the earlier benches, 3.8-3.9 on an AMD EPYC with AVX-512 (LLVM: znver5).
     """
     import llvmlite.binding as llvm
 
