@@ -51,7 +51,7 @@ def test_a_failed_run_drops_its_pair(tmp_path):
     assert ratios["ess_per_second_nutpie_over_pymc"] == pytest.approx((4.0 + 5.6) / 2)
 
 
-def test_the_machine_record_names_the_cpu_and_the_versions(tmp_path):
+def test_the_machine_record_names_the_cpu_and_the_versions():
     m = machine()
     # the ratios depend on the CPU's vector width: bench.json must say which CPU it was
     assert m["cpus"] >= 1 and m["llvm_cpu"] and m["vector"] in (

@@ -363,10 +363,10 @@ def table_text(report: dict[str, Any]) -> str:
             continue
         rows.append({"case": case, **{label: r.get(key) for key, label in cols}})
     table = pd.DataFrame(rows).set_index("case")
-    m = report.get("machine", {})
-    lines = [f"machine: {m.get('cpus')} cpus, {m.get('cpu_model', '?')} "
-             f"(LLVM {m.get('llvm_cpu', '?')}, {m.get('vector', '?')})",
-             table.to_string(float_format=lambda v: f"{v:.3g}", na_rep="")]
+    lines = [table.to_string(float_format=lambda v: f"{v:.3g}", na_rep="")]
+    if "llvm_cpu" in (m := report.get("machine", {})):  # older reports: cpus and python only
+        lines.insert(0, f"machine: {m['cpus']} cpus, {m['cpu_model']} "
+                        f"(LLVM {m['llvm_cpu']}, {m['vector']})")
     ranges = report.get("ratio_ranges", {})
     for k, v in report["ratios"].items():
         extra = (f" (median of {len(report['cases']['nutpie'].get('runs', []))} paired runs, "
