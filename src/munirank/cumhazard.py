@@ -36,6 +36,13 @@ approximated:
   table holds int8 raw values (48 KB instead of 389 KB in float64 there): 4.5 % off the
   kernel on ``dk-1999-2005``, 3 % at a million episodes (paired medians of 12 x 1,000 calls);
 - episodes are reordered (delayed entries first, then by municipality), which changes no sum;
+- the passes over a block stay separate loops: each vectorises on its own. Measured and not
+  kept (dk-1999-2005, AVX-512 EPYC, medians of 9-11 x 500 calls, 70-72 us as written):
+  one loop gathering both ``a`` and ``c`` per episode (73.5 us); the municipality sums added
+  in the pattern scatter loop, four interleaved copies of ``g_a`` (77.3); the exponential,
+  the int8 columns and their sums in one loop (105); segment loops 8 episodes at a time,
+  without a remainder loop (71.3-71.8), also with every municipality padded to a multiple
+  of 8 by episodes of zero hazard (71.7);
 - :func:`exp` is a vectorisable exponential accurate to 1 ulp (measured over
   :math:`[-708, 709]` against ``numpy.exp``), because numba calls the scalar libm ``exp``,
   which LLVM cannot vectorise without Intel's SVML.
