@@ -60,3 +60,29 @@ def test_the_machine_record_names_the_cpu_and_the_versions():
     text = table_text({"machine": m, "cases": {"frequentist": {"wall_seconds": 1.0}},
                        "ratios": {}, "agreement": {}})
     assert text.startswith(f"machine: {m['cpus']} cpus") and m["llvm_cpu"] in text
+
+
+def test_bench_replaces_other_outputs_and_keeps_a_users_files(tmp_path, monkeypatch, capsys):
+    """The cases themselves are stubbed: only where bench writes is tested here."""
+    from munirank import bench as bn
+    from munirank import destinations as dn
+    from munirank.cli import run
+
+    monkeypatch.setattr(bn, "_simulate", lambda folder, seed, **_: folder)
+    monkeypatch.setattr(bn, "_warm_up", lambda *a, **k: None)
+    monkeypatch.setattr(bn, "_subprocess", lambda case, *a, **k: {"case": case,
+                                                                  "wall_seconds": 1.0})
+    theirs = tmp_path / "theirs"
+    with dn.atomic_folder(theirs, command="simulate") as tmp:
+        (tmp / "spells.csv").write_text("simulated\n")
+    args = ["bench", "--cases", "frequentist"]
+    assert run([*args, "--out", str(theirs)]) == 0
+    assert "replaced the earlier output of `munirank simulate`" in capsys.readouterr().err
+    assert not (theirs / "spells.csv").exists() and (theirs / "bench.json").is_file()
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "notes.txt").write_text("mine\n")
+    assert run([*args, "--out", str(user)]) == 2
+    assert sorted(p.name for p in user.iterdir()) == ["notes.txt"]
+    assert run([*args, "--out", str(user), "--overwrite"]) == 0
+    assert (user / "notes.txt").read_text() == "mine\n" and (user / "bench.txt").is_file()

@@ -18,7 +18,7 @@ CONTRACT_COLUMNS = [
 def test_simulate_writes_a_ready_to_fit_folder(tmp_path):
     assert run(["simulate", "--preset", "tiny", "--seed", "2", "--out", str(tmp_path / "s")]) == 0
     names = sorted(p.name for p in (tmp_path / "s").iterdir())
-    assert names == ["municipal.csv", "spec.toml", "spells.csv", "truth.csv"]
+    assert names == [".munirank.json", "municipal.csv", "spec.toml", "spells.csv", "truth.csv"]
 
 
 def test_usage_error_is_one_line_and_exit_2(capsys):

@@ -131,8 +131,8 @@ def test_cli_on_the_akf_table(tmp_path, capsys):
                 "--chains", "2", "--quiet", "--allow-unconverged"])
     assert code == 0
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["checks.csv", "diagnostics.json", "kappa.json", "municipalities.csv",
-                     "run.json"]
+    assert names == [".munirank.json", "checks.csv", "diagnostics.json", "kappa.json",
+                     "municipalities.csv", "run.json"]
     table = pd.read_csv(out / "municipalities.csv", keep_default_na=False)
     assert len(table) == 72
     assert {"published_rank", "published_stars", "se_inferred", "se_mean", "p_top10",

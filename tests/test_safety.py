@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -235,26 +236,38 @@ def test_counts_below_min_cell_are_blank_and_flagged(gated, register):
 
 # --- 3. interruption --------------------------------------------------------------------------
 
-# The child marks the moment nutpie starts drawing (after compilation) on stderr.
+# The child marks the moment nutpie starts drawing (after compilation) on stderr, and the
+# moment the posterior is written into the temporary output folder (then it waits there).
 CHILD = textwrap.dedent("""
     import sys
+    import time
     import nutpie
+    import xarray as xr
     _sample = nutpie.sample
     def sample(*args, **kwargs):
         print("SAMPLING-STARTED", file=sys.stderr, flush=True)
         return _sample(*args, **kwargs)
     nutpie.sample = sample
+    _to_netcdf = xr.DataTree.to_netcdf
+    def to_netcdf(self, path, *args, **kwargs):
+        _to_netcdf(self, path, *args, **kwargs)
+        print("WRITING-STARTED", file=sys.stderr, flush=True)
+        time.sleep(600)
+    xr.DataTree.to_netcdf = to_netcdf
     from munirank.cli import main
     sys.argv = ["munirank", *sys.argv[1:]]
     main()
 """)
 
 
-def _interrupt(register, tmp_path, signum: int) -> tuple[int, str, Path]:
-    out = tmp_path / "runs" / "fit"
-    out.parent.mkdir()
+def _interrupt(register, tmp_path, signum: int, *, out: Path | None = None,
+               when: str = "SAMPLING-STARTED") -> tuple[int, str, Path]:
+    if out is None:
+        out = tmp_path / "runs" / "fit"
+        out.parent.mkdir()
+    draws = "100000" if when == "SAMPLING-STARTED" else "20"
     args = ["fit", str(register["spells"]), "--spec", str(register["spec"]), "--out", str(out),
-            "--draws", "100000", "--tune", "1000", "--chains", "2", "--quiet"]
+            "--draws", draws, "--tune", "1000", "--chains", "2", "--quiet"]
     proc = subprocess.Popen([sys.executable, "-c", CHILD, *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
@@ -263,15 +276,15 @@ def _interrupt(register, tmp_path, signum: int) -> tuple[int, str, Path]:
     def read() -> None:
         for line in proc.stderr:
             lines.append(line)
-            if "SAMPLING-STARTED" in line:
+            if when in line:
                 started.set()
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
         if not started.wait(timeout=900):
-            pytest.fail("sampling never started:\n" + "".join(lines[-20:]))
-        time.sleep(3)  # inside nutpie's sampling loop
+            pytest.fail(f"{when} never came:\n" + "".join(lines[-20:]))
+        time.sleep(3 if when == "SAMPLING-STARTED" else 0.5)  # inside sampling, or writing
         assert proc.poll() is None, "the fit ended before it could be interrupted"
         proc.send_signal(signum)
         code = proc.wait(timeout=300)
@@ -293,6 +306,39 @@ def test_interrupted_fit_writes_nothing(register, tmp_path, signum, code):
     assert "Traceback" not in stderr
     assert not out.exists()
     assert list(out.parent.iterdir()) == []  # no .fit.partial-* (or .fit.old-*) left beside
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_write_interrupted_over_an_earlier_fit_leaves_it_whole(register, gated, tmp_path,
+                                                                 signum):
+    """Issue 27: the signal comes while the new outputs are being written."""
+    out = tmp_path / "runs" / "fit"
+    shutil.copytree(gated["out"], out)
+    before = _files(out)
+    got, stderr, _ = _interrupt(register, tmp_path, signum, out=out, when="WRITING-STARTED")
+    assert got == 128 + signum, stderr[-2000:]
+    assert "interrupted; no output written" in stderr and "Traceback" not in stderr
+    assert _files(out) == before
+    assert [p.name for p in out.parent.iterdir()] == ["fit"]  # no temporary folder beside
+
+
+def test_a_killed_write_is_cleaned_up_by_the_next_run(register, gated, tmp_path):
+    """SIGKILL cannot be caught: its temporary folder stays until the next run removes it."""
+    out = tmp_path / "runs" / "fit"
+    shutil.copytree(gated["out"], out)
+    before = _files(out)
+    got, _, _ = _interrupt(register, tmp_path, signal.SIGKILL, out=out, when="WRITING-STARTED")
+    assert got == -signal.SIGKILL
+    assert _files(out) == before
+    left = sorted(p.name for p in out.parent.iterdir() if p.name != "fit")
+    assert len(left) == 1 and left[0].startswith(".fit.partial-")
+    assert run(["report", str(out), "--out", str(tmp_path / "runs" / "r.html")]) == 0
+    assert _fit(register, out, "--seed", "2")["code"] == 3  # any later run on that output
+    assert sorted(p.name for p in out.parent.iterdir()) == ["fit", "r.html"]
 
 
 # --- 4. reproducibility -----------------------------------------------------------------------

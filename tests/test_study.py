@@ -208,8 +208,10 @@ def test_resume_with_other_settings_is_refused(tmp_path):
 
 
 def test_a_second_study_process_on_the_same_folder_is_refused(tmp_path, capsys):
+    from munirank.destinations import prepare_folder
+
     out = tmp_path / "study"
-    out.mkdir()
+    prepare_folder(out, command="study")  # as the running study left it
     (out / ".running").write_text(str(os.getpid()))  # "another" live study process
     args = ["study", "--preset", "tiny", "--replicates", "1", "--out", str(out)]
     assert run(args) == 2
@@ -222,6 +224,10 @@ def test_run_replicate_scores_and_writes_without_per_person_rows(tmp_path, monke
 
     import xarray as xr
 
+    for key in (*st.THREAD_ENV, "PYTENSOR_FLAGS"):  # run_replicate sets them in this process
+        monkeypatch.setenv(key, os.environ.get(key, ""))  # restored (or removed) afterwards
+        if not os.environ[key]:
+            monkeypatch.delenv(key)
     comp, truth = _comp_and_truth()
     true = truth.set_index("municipality").loc[comp["municipality"], "true_effect_months"]
     draws = true.to_numpy() + np.linspace(-1, 1, 40).reshape(2, 20, 1)
@@ -275,3 +281,26 @@ def test_real_replicate_on_a_local_cluster(tmp_path):
         assert -1 <= b["spearman_truth"] <= 1
     spells = sum(1 for _ in out.rglob("spells.csv"))
     assert spells == 0  # no per-person rows are left behind
+
+
+def test_study_replaces_other_outputs_resumes_its_own_and_keeps_a_users_files(tmp_path, fake,
+                                                                               capsys):
+    from munirank import destinations as dn
+
+    theirs = tmp_path / "theirs"
+    with dn.atomic_folder(theirs, command="fit") as tmp:
+        (tmp / "municipalities.csv").write_text("a fit's\n")
+    args = ["study", "--preset", "tiny", "--replicates", "2", "--workers", "1", "--quiet"]
+    assert run([*args, "--out", str(theirs)]) == 0
+    assert f"replaced the earlier output of `munirank fit` in {theirs}" in capsys.readouterr().err
+    assert not (theirs / "municipalities.csv").exists()
+    assert st.replicate_path(theirs, 1).is_file()
+    assert run([*args, "--out", str(theirs)]) == 0
+    assert "continuing the earlier `munirank study`" in capsys.readouterr().err
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "notes.txt").write_text("mine\n")
+    assert run([*args, "--out", str(user)]) == 2
+    assert sorted(p.name for p in user.iterdir()) == ["notes.txt"]
+    assert run([*args, "--out", str(user), "--overwrite"]) == 0
+    assert (user / "notes.txt").read_text() == "mine\n" and (user / "summary.json").is_file()

@@ -17,7 +17,16 @@ from typing import Any
 import pandas as pd
 import xarray as xr
 
-from munirank import diagnostics, disclosure, outputs, ppc, statements, summaries, validate
+from munirank import (
+    destinations,
+    diagnostics,
+    disclosure,
+    outputs,
+    ppc,
+    statements,
+    summaries,
+    validate,
+)
 from munirank.data import data_hash, load_episodes
 from munirank.errors import InputError
 from munirank.fit import sample_posterior
@@ -42,7 +51,8 @@ class FitResult:
         return bool(self.diagnostics["converged"])
 
 
-def simulate(preset: str, *, seed: int = 1, out: str | Path, **options: Any) -> Path:
+def simulate(preset: str, *, seed: int = 1, out: str | Path, overwrite: bool = False,
+             **options: Any) -> Path:
     """Simulate a register with known truth (``munirank simulate``).
 
     Parameters
@@ -52,7 +62,10 @@ def simulate(preset: str, *, seed: int = 1, out: str | Path, **options: Any) -> 
     seed : int
         Random seed.
     out : str or Path
-        Folder for spells.csv, municipal.csv, truth.csv and spec.toml.
+        Folder for spells.csv, municipal.csv, truth.csv and spec.toml (see
+        :mod:`munirank.destinations` for what may be replaced).
+    overwrite : bool
+        Write into a folder that holds files munirank did not write (they are kept).
     **options
         Preset fields to override, e.g. ``effect_sd=0.2``.
 
@@ -62,9 +75,14 @@ def simulate(preset: str, *, seed: int = 1, out: str | Path, **options: Any) -> 
         The output folder.
     """
     options = {k: v for k, v in options.items() if v is not None}
-    with outputs.atomic_folder(out) as tmp:
+    with destinations.atomic_folder(out, command="simulate", overwrite=overwrite) as tmp:
         write_register(preset, seed, tmp, **options)
     return Path(out)
+
+
+def _inputs(data: str | Path, spec: str | Path | Spec) -> tuple[Path, ...]:
+    """The files a command reads, which its ``--out`` must not hold."""
+    return (Path(data),) if isinstance(spec, Spec) else (Path(data), Path(spec))
 
 
 def _resolve_spec(spec: str | Path | Spec) -> tuple[Spec, str]:
@@ -77,7 +95,7 @@ def fit(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
         draws: int | None = None, tune: int | None = None, chains: int | None = None,
         seed: int | None = None, sampler: str | None = None, method: str | None = None,
         ci_prob: float | None = None, min_cell: int | None = None,
-        progressbar: bool = True) -> FitResult:
+        progressbar: bool = True, overwrite: bool = False) -> FitResult:
     """Fit the partially pooled Weibull model and write the results (``munirank fit``).
 
     Parameters
@@ -95,6 +113,9 @@ def fit(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
         Override the spec's ``[disclosure] min_cell``: smaller counts are blanked.
     progressbar : bool
         Show sampling progress.
+    overwrite : bool
+        Write into a folder that holds files munirank did not write (they are kept; see
+        :mod:`munirank.destinations`).
 
     Returns
     -------
@@ -104,9 +125,11 @@ def fit(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
     Raises
     ------
     InputError
-        On bad data or spec; nothing is written.
+        On bad data or spec, or an ``out`` munirank may not replace; nothing is written.
     """
     t_start = time.perf_counter()
+    inputs = _inputs(data, spec)
+    destinations.claim_folder(out, overwrite=overwrite, inputs=inputs)
     spec_obj, spec_file = _resolve_spec(spec)
     spec_obj = spec_obj.with_sampling(draws=draws, tune=tune, chains=chains, seed=seed,
                                       sampler=sampler, method=method, ci_prob=ci_prob)
@@ -158,7 +181,8 @@ def fit(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
            "timings": {k: round(v, 3) for k, v in timings.items()},
            "n_episodes": int(episodes.sizes["episode"]),
            "n_municipalities": int(episodes.sizes["municipality"])}
-    with outputs.atomic_folder(out) as tmp:
+    with destinations.atomic_folder(out, command="fit", overwrite=overwrite,
+                                    inputs=inputs) as tmp:
         outputs.write_csv(table, tmp / "municipalities.csv")
         outputs.write_csv(covs, tmp / "covariates.csv")
         outputs.write_csv(survival, tmp / "survival.csv")

@@ -214,7 +214,8 @@ def _paired_runs(paired: list[str], data: Path, work: Path, draws: int | None,
 
 def bench(out: str | Path, *, cases: tuple[str, ...] = CASES, seed: int = 1,
           scale_spells: int = 1_000_000, scale_municipalities: int = 400,
-          draws: int | None = None, repeats: int = REPEATS) -> dict[str, Any]:
+          draws: int | None = None, repeats: int = REPEATS,
+          overwrite: bool = False) -> dict[str, Any]:
     """Run the benchmark cases and write ``bench.json`` and ``bench.txt`` under ``out``.
 
     Parameters
@@ -231,13 +232,19 @@ def bench(out: str | Path, *, cases: tuple[str, ...] = CASES, seed: int = 1,
         Draws per chain for every fit (default: the spec's, 1000).
     repeats : int
         Runs of each of :data:`PAIRED`.
+    overwrite : bool
+        Write into a folder that holds files munirank did not write (they are kept; see
+        :mod:`munirank.destinations`). A folder of an earlier bench is reused.
 
     Returns
     -------
     dict
         What bench.json holds: per case figures, ratios and targets.
     """
+    from munirank import destinations
+
     out = Path(out)
+    destinations.prepare_folder(out, command="bench", overwrite=overwrite)
     work = out / "work"
     work.mkdir(parents=True, exist_ok=True)
     dk = _simulate(work / "dk", seed)
@@ -388,7 +395,7 @@ def bench_command(args: argparse.Namespace) -> int:
                          file="command line", column="--cases")
     bench(args.out, cases=cases, seed=args.seed, scale_spells=args.scale_spells,
           scale_municipalities=args.scale_municipalities, draws=args.draws,
-          repeats=args.repeats)
+          repeats=args.repeats, overwrite=args.overwrite)
     return 0
 
 

@@ -44,7 +44,7 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
-from munirank import diagnostics, outputs, ppc
+from munirank import destinations, diagnostics, outputs, ppc
 from munirank import ranks as rk
 from munirank.data import load_episodes
 from munirank.effects import duration_effects, duration_effects_quadrature
@@ -254,7 +254,8 @@ def prior_sensitivity(tree: xr.DataTree, spec: ModelSpec,
 
 
 def run_checks(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
-               models: tuple[str, ...] | None = None, log: Any = None) -> dict[str, Any]:
+               models: tuple[str, ...] | None = None, log: Any = None,
+               overwrite: bool = False) -> dict[str, Any]:
     """Fit the chosen model and its alternatives; write the check folder (``munirank check``).
 
     Parameters
@@ -270,6 +271,9 @@ def run_checks(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
         Alternatives to fit (names as in :func:`variants`); default all.
     log : file-like, optional
         Where to print progress (one line per model).
+    overwrite : bool
+        Write into a folder that holds files munirank did not write (they are kept; see
+        :mod:`munirank.destinations`).
 
     Returns
     -------
@@ -277,6 +281,8 @@ def run_checks(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
         ``loo`` and ``rank_sensitivity`` tables and the ``check`` summary written to
         check.json.
     """
+    inputs = (Path(data),) if isinstance(spec, Spec) else (Path(data), Path(spec))
+    destinations.claim_folder(out, overwrite=overwrite, inputs=inputs)
     spec_obj = spec if isinstance(spec, Spec) else load_spec(spec)
     episodes = load_episodes(data, spec_obj)
     todo = variants(spec_obj, has_municipal=episodes.sizes["municipal_covariate"] > 0,
@@ -315,7 +321,8 @@ def run_checks(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
         "n_municipalities": int(episodes.sizes["municipality"]),
         "pareto_k_threshold": PARETO_K_BAD,
     }
-    with outputs.atomic_folder(out) as tmp:
+    with destinations.atomic_folder(out, command="check", overwrite=overwrite,
+                                    inputs=inputs) as tmp:
         outputs.write_csv(loo, tmp / "loo.csv")
         outputs.write_csv(sens, tmp / "rank_sensitivity.csv")
         outputs.write_csv(by_model, tmp / "ranks_by_model.csv")
@@ -326,13 +333,15 @@ def run_checks(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
 
 def check_command(args: argparse.Namespace) -> int:
     """``munirank check``: run :func:`run_checks` from parsed arguments; print the LOO table."""
+    destinations.claim_folder(args.out, overwrite=args.overwrite, inputs=(args.data, args.spec))
     spec = load_spec(args.spec).with_sampling(
         draws=args.draws, tune=args.tune, chains=args.chains, seed=args.seed,
         sampler=args.sampler, method=args.method, ci_prob=args.ci_prob)
     if args.min_cell is not None:
         spec = replace(spec, disclosure=replace(spec.disclosure, min_cell=args.min_cell))
     models = tuple(args.models.split(",")) if getattr(args, "models", None) else None
-    result = run_checks(args.data, spec=spec, out=args.out, models=models, log=sys.stdout)
+    result = run_checks(args.data, spec=spec, out=args.out, models=models, log=sys.stdout,
+                        overwrite=args.overwrite)
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(result["loo"].round(2).to_string(index=False))
         print(result["rank_sensitivity"].round(3).to_string(index=False))

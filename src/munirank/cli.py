@@ -8,6 +8,7 @@ not converged (outputs written and flagged) unless ``--allow-unconverged``; 130 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -44,11 +45,23 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _add_overwrite(p: argparse.ArgumentParser, what: str = "folder") -> None:
+    if what == "folder":
+        text = ("write into a --out folder that holds files munirank did not write: only "
+                "munirank's own files there are replaced, the others are kept (a folder "
+                "munirank wrote is replaced without it)")
+    else:
+        text = ("replace a --out file that munirank did not write (one munirank wrote is "
+                "replaced without it)")
+    p.add_argument("--overwrite", action="store_true", help=text)
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from munirank.api import simulate
 
     out = simulate(args.preset, seed=args.seed, out=args.out, effect_sd=args.effect_sd,
-                   effect_dist=args.effect_dist, baseline=args.baseline, scale=args.scale)
+                   effect_dist=args.effect_dist, baseline=args.baseline, scale=args.scale,
+                   overwrite=args.overwrite)
     print(f"simulated {args.preset} (seed {args.seed}) -> {out}/spells.csv, municipal.csv, "
           "truth.csv, spec.toml")
     if args.check:
@@ -82,7 +95,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
     result = fit(args.data, spec=args.spec, out=args.out, draws=args.draws, tune=args.tune,
                  chains=args.chains, seed=args.seed, sampler=args.sampler, method=args.method,
-                 ci_prob=args.ci_prob, min_cell=args.min_cell, progressbar=not args.quiet)
+                 ci_prob=args.ci_prob, min_cell=args.min_cell, progressbar=not args.quiet,
+                 overwrite=args.overwrite)
     d = result.diagnostics
     _print_ranking(result.municipalities, result.municipalities.attrs["top_k"])
     print(f"R-hat max {d['rhat_max']:.3f}, bulk ESS min {d['ess_bulk_min']:.0f}, "
@@ -109,6 +123,7 @@ def _add_data_spec_out(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", type=Path, help="spell file: .csv, .parquet, .dta or .sas7bdat")
     p.add_argument("--spec", required=True, type=Path, help="SPEC.toml")
     p.add_argument("--out", required=True, type=Path, help="output folder")
+    _add_overwrite(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=float, help="multiply the number of spells")
     p.add_argument("--check", action="store_true",
                    help="print simulated vs published national figures")
+    _add_overwrite(p)
     p.set_defaults(func=_cmd_simulate)
 
     p = sub.add_parser("fit", help="fit the Bayesian model and rank municipalities")
@@ -158,12 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(f"--col-{col.replace('_', '-')}", dest=f"col_{col}",
                        help=f"name of the {col} column")
     p.add_argument("--encoding", default="utf-8")
+    _add_overwrite(p)
     _add_sampling(p)
     p.set_defaults(func=_delegate("published", "reanalyse_command"))
 
     p = sub.add_parser("report", help="self-contained HTML report of a fit folder")
     p.add_argument("folder", type=Path)
     p.add_argument("--out", required=True, type=Path)
+    _add_overwrite(p, "file")
     p.set_defaults(func=_delegate("report", "report_command"))
 
     p = sub.add_parser("pairwise", help="P(A faster than B) for named municipalities of a fit")
@@ -174,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ci", type=float, dest="ci_prob",
                    help="probability from which an order is called credible (default: the "
                    "fit's, 0.9)")
+    _add_overwrite(p, "file")
     p.set_defaults(func=_delegate("statements", "pairwise_command"))
 
     p = sub.add_parser("study", help="simulation study: both methods scored against truth")
@@ -200,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="frequentist: rank only municipalities with more spells than this")
     p.add_argument("--no-cutoff", action="store_true", help="frequentist: rank every one")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_overwrite(p)
     p.set_defaults(func=_delegate("study", "study_command"))
 
     p = sub.add_parser("bench", help="speed and scale benchmarks")
@@ -214,14 +234,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale-municipalities", type=int, default=400,
                    help="municipalities of the scale runs (default 400)")
     p.add_argument("--draws", type=int, help="draws per chain of every fit (default 1000)")
+    _add_overwrite(p)
     p.set_defaults(func=_delegate("bench", "bench_command"))
     return parser
+
+
+class _StderrLine(logging.Handler):
+    """munirank's notices (e.g. an earlier output replaced) as one line on the current stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"munirank: {self.format(record)}", file=sys.stderr)
+
+
+def _show_notices() -> None:
+    logger = logging.getLogger("munirank")
+    if not any(isinstance(h, _StderrLine) for h in logger.handlers):
+        logger.addHandler(_StderrLine(logging.INFO))
+        logger.setLevel(logging.INFO)
 
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the command; return the exit code."""
     from munirank.outputs import interruptible
 
+    _show_notices()
     try:
         args = build_parser().parse_args(argv)
         func: Callable[[argparse.Namespace], int] = args.func

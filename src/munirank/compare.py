@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from munirank import frequentist, outputs
-from munirank.api import FitResult, _resolve_spec, fit, read_truth
+from munirank import destinations, frequentist, outputs
+from munirank.api import FitResult, _inputs, _resolve_spec, fit, read_truth
 from munirank.data import load_episodes
 from munirank.disclosure import blank_small_counts
 from munirank.spec import Spec, check_spec
@@ -208,7 +208,8 @@ def _frequentist_csv(freq: pd.DataFrame, min_cell: int) -> pd.DataFrame:
 
 def compare(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
             cutoff: int | None = frequentist.CUTOFF, min_cell: int | None = None,
-            progressbar: bool = True, **sampling: Any) -> CompareResult:
+            progressbar: bool = True, overwrite: bool = False,
+            **sampling: Any) -> CompareResult:
     """Fit both methods on the same episodes and write them side by side (``munirank compare``).
 
     Parameters
@@ -226,6 +227,9 @@ def compare(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
         Override the spec's ``[disclosure] min_cell``: smaller counts are blanked.
     progressbar : bool
         Show sampling progress.
+    overwrite : bool
+        Write into a folder that holds files munirank did not write (they are kept; see
+        :mod:`munirank.destinations`).
     **sampling
         ``draws``, ``tune``, ``chains``, ``seed``, ``sampler``, ``method``, ``ci_prob``.
 
@@ -239,6 +243,8 @@ def compare(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
     InputError
         On bad data or spec; nothing is written.
     """
+    inputs = _inputs(data, spec)
+    destinations.claim_folder(out, overwrite=overwrite, inputs=inputs)
     spec_obj, spec_file = _resolve_spec(spec)
     spec_obj = spec_obj.with_sampling(**sampling)
     if min_cell is not None:
@@ -248,7 +254,8 @@ def compare(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
     t0 = time.perf_counter()
     freq = frequentist.benchmark(episodes, cutoff=cutoff)
     freq_seconds = time.perf_counter() - t0
-    with outputs.atomic_folder(out) as tmp:
+    with destinations.atomic_folder(out, command="compare", overwrite=overwrite,
+                                    inputs=inputs) as tmp:
         bayes = fit(data, spec=spec, out=tmp / "_fit", min_cell=min_cell,
                     progressbar=progressbar, **sampling)
         for path in (tmp / "_fit").iterdir():
@@ -282,8 +289,8 @@ def compare_command(args: argparse.Namespace) -> int:
 
     result = compare(args.data, spec=args.spec, out=args.out,
                      cutoff=None if args.no_cutoff else args.cutoff, min_cell=args.min_cell,
-                     progressbar=not args.quiet, draws=args.draws, tune=args.tune,
-                     chains=args.chains, seed=args.seed, sampler=args.sampler,
+                     progressbar=not args.quiet, overwrite=args.overwrite, draws=args.draws,
+                     tune=args.tune, chains=args.chains, seed=args.seed, sampler=args.sampler,
                      method=args.method, ci_prob=args.ci_prob)
     print(result.summary, end="")
     print(f"-> {result.out}")

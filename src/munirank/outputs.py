@@ -1,18 +1,14 @@
-"""Writing results: complete or not at all, reproducible, and with provenance.
+"""Writing results: reproducible files, provenance, and runs that Ctrl-C cannot cut short.
 
-Outputs are written into a hidden temporary folder (or file) beside the target and renamed
-into place only when complete, so an interrupted or failed run leaves no half-written output.
+Where outputs go, and what they may replace, is :mod:`munirank.destinations`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import platform
-import shutil
 import signal
-import tempfile
 import threading
 from collections.abc import Iterator
 from importlib import metadata
@@ -95,53 +91,3 @@ def check_interrupted() -> None:
     """Raise :class:`Interrupted` if a guarded signal has arrived."""
     if _RECEIVED:
         raise Interrupted(_RECEIVED[-1]) from None
-
-
-@contextlib.contextmanager
-def atomic_folder(out: str | Path) -> Iterator[Path]:
-    """Yield a temporary folder that replaces ``out`` only if the block completes.
-
-    The temporary folder (``.NAME.partial-*`` beside ``out``) is removed whatever happens.
-    SIGINT and SIGTERM are guarded (see :func:`interruptible`): after either, nothing is
-    renamed into place.
-    """
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with interruptible():
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-        try:
-            yield tmp
-            check_interrupted()
-            _replace(tmp, out)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def atomic_file(out: str | Path) -> Iterator[Path]:
-    """Yield a temporary file path that replaces the file ``out`` only if the block completes.
-
-    The temporary file (``.NAME.partial-PID`` beside ``out``) is removed whatever happens;
-    SIGINT and SIGTERM are guarded as in :func:`atomic_folder`.
-    """
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with interruptible():
-        tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
-        try:
-            yield tmp
-            check_interrupted()
-            tmp.replace(out)
-        finally:
-            tmp.unlink(missing_ok=True)
-
-
-def _replace(tmp: Path, out: Path) -> None:
-    """Rename ``tmp`` to ``out``; an existing ``out`` is moved aside first, then removed."""
-    if not out.exists():
-        tmp.rename(out)
-        return
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    out.rename(old)
-    tmp.rename(out)
-    shutil.rmtree(old, ignore_errors=True)

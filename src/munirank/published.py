@@ -67,7 +67,7 @@ import pytensor.tensor as pt
 import xarray as xr
 from scipy import stats
 
-from munirank import diagnostics, outputs
+from munirank import destinations, diagnostics, outputs
 from munirank import ranks as rk
 from munirank.data import data_hash, read_table
 from munirank.errors import InputError
@@ -457,7 +457,7 @@ def reanalyse(table: str | Path | pd.DataFrame, *, out: str | Path,
               columns: dict[str, str] | None = None, encoding: str = "utf-8",
               draws: int = 2000, tune: int = 1000, chains: int = 4, seed: int = 1,
               ci_prob: float = 0.9, sampler: str = "nutpie",
-              progressbar: bool = True) -> ReanalysisResult:
+              progressbar: bool = True, overwrite: bool = False) -> ReanalysisResult:
     """Reanalyse a published observed-minus-expected table (``munirank reanalyse``).
 
     Parameters
@@ -481,6 +481,9 @@ def reanalyse(table: str | Path | pd.DataFrame, *, out: str | Path,
         ``nutpie`` (default) or ``pymc``.
     progressbar : bool
         Show sampling progress.
+    overwrite : bool
+        Write into a folder that holds files munirank did not write (they are kept; see
+        :mod:`munirank.destinations`).
 
     Returns
     -------
@@ -490,7 +493,7 @@ def reanalyse(table: str | Path | pd.DataFrame, *, out: str | Path,
     Raises
     ------
     InputError
-        Missing or bad columns; nothing is written.
+        Missing or bad columns, or an ``out`` munirank may not replace; nothing is written.
 
     Examples
     --------
@@ -501,6 +504,8 @@ def reanalyse(table: str | Path | pd.DataFrame, *, out: str | Path,
     """
     t0 = time.perf_counter()
     is_frame = isinstance(table, pd.DataFrame)
+    inputs = () if is_frame else (Path(table),)
+    destinations.claim_folder(out, overwrite=overwrite, inputs=inputs)
     file = "<DataFrame>" if is_frame else str(table)
     mcol = (columns or {}).get("municipality") or DEFAULT_COLUMNS["municipality"]
     df = table if is_frame else read_table(table, encoding=encoding, str_columns=(mcol,))
@@ -525,7 +530,8 @@ def reanalyse(table: str | Path | pd.DataFrame, *, out: str | Path,
     run = {"command": " ".join(sys.argv), "seed": seed, "table_file": file,
            "table_hash": None if is_frame else data_hash(table), "columns": columns or {},
            "versions": outputs.versions(), "wall_seconds": diag["wall_seconds"]}
-    with outputs.atomic_folder(out) as tmp:
+    with destinations.atomic_folder(out, command="reanalyse", overwrite=overwrite,
+                                    inputs=inputs) as tmp:
         outputs.write_csv(municipalities, tmp / "municipalities.csv")
         outputs.write_csv(checks, tmp / "checks.csv")
         outputs.write_json(kappa, tmp / "kappa.json")
@@ -545,7 +551,7 @@ def reanalyse_command(args: argparse.Namespace) -> int:
     options = {k: getattr(args, k) for k in ("draws", "tune", "chains", "seed", "ci_prob",
                                              "sampler") if getattr(args, k, None) is not None}
     result = reanalyse(args.table, out=args.out, columns=columns, encoding=args.encoding,
-                       progressbar=not args.quiet, **options)
+                       progressbar=not args.quiet, overwrite=args.overwrite, **options)
     print(closing_note(result))
     print(f"-> {result.out}")
     if not result.converged:

@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 import xarray as xr
 
-from munirank import outputs, plots
+from munirank import destinations, outputs, plots
 from munirank.errors import InputError
 from munirank.rankprob import rank_probabilities
 from munirank.statements import pairwise_lines, statements_for
@@ -244,7 +244,9 @@ def build_context(ff: FitFolder, figures: dict[str, str]) -> dict[str, Any]:
         "min_cell": ff.min_cell, "converged": bool(ff.diagnostics.get("converged", False)),
         "diagnostics": ff.diagnostics, "run": ff.run, "spec": spec,
         "priors": spec.get("model", {}).get("priors", {}), "covariates": covs,
-        "versions": ff.run.get("versions", {}), "summary": _summary_numbers(ff),
+        "versions": ff.run.get("versions", {}),
+        "generator": f"{destinations.GENERATOR} {outputs.versions().get('munirank', '')}",
+        "summary": _summary_numbers(ff),
         "rows": table_rows(ff), "rankings": statement_rows(ff),
         "pairwise": (pairwise_lines(ff.pairwise, ff.ci_prob) if ff.pairwise is not None
                      else []),
@@ -264,7 +266,8 @@ def render(context: dict[str, Any]) -> str:
     return env.get_template("report.html.j2").render(**context)
 
 
-def report(folder: str | Path, *, out: str | Path, progress: bool = True) -> Path:
+def report(folder: str | Path, *, out: str | Path, progress: bool = True,
+           overwrite: bool = False) -> Path:
     """Write the self-contained HTML report of a fit folder (``munirank report``).
 
     Parameters
@@ -275,6 +278,9 @@ def report(folder: str | Path, *, out: str | Path, progress: bool = True) -> Pat
         The HTML file to write (replaced only when complete).
     progress : bool
         Show a progress bar on stderr while the figures are drawn.
+    overwrite : bool
+        Replace a file at ``out`` that munirank did not write (a report munirank wrote is
+        replaced anyway).
 
     Returns
     -------
@@ -284,22 +290,25 @@ def report(folder: str | Path, *, out: str | Path, progress: bool = True) -> Pat
     Raises
     ------
     InputError
-        If ``folder`` is not a fit folder.
+        If ``folder`` is not a fit folder, or ``out`` may not be replaced
+        (:func:`munirank.destinations.claim_file`).
 
     Examples
     --------
     >>> report("fit", out="report.html")  # doctest: +SKIP
     """
+    destinations.claim_file(out, overwrite=overwrite)
     ff = load_folder(folder)
     html = render(build_context(ff, draw_figures(ff, progress=progress)))
     out = Path(out)
-    with outputs.atomic_file(out) as tmp:
+    with destinations.atomic_file(out, overwrite=overwrite) as tmp:
         tmp.write_text(html, encoding="utf-8")
     return out
 
 
 def report_command(args: argparse.Namespace) -> int:
     """CLI entry: ``munirank report FOLDER --out FILE``."""
-    out = report(args.folder, out=args.out, progress=not getattr(args, "quiet", False))
+    out = report(args.folder, out=args.out, progress=not getattr(args, "quiet", False),
+                 overwrite=args.overwrite)
     print(f"report -> {out}", file=sys.stdout)
     return 0

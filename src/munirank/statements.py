@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 import xarray as xr
 
-from munirank import outputs
+from munirank import destinations, outputs
 from munirank.errors import InputError
 from munirank.rankstats import (
     DIM,
@@ -333,11 +333,13 @@ def pairwise_command(args: argparse.Namespace) -> int:
     ------
     InputError
         If the folder is not a fit folder, fewer than two different municipalities are named,
-        a name is not a municipality of the fit, ``--ci`` is not in (0, 1) or ``--out`` is a
-        folder.
+        a name is not a municipality of the fit, ``--ci`` is not in (0, 1) or ``--out`` may not
+        be replaced (a folder, or a file munirank did not write, without ``--overwrite``).
     """
     from munirank.validate import check_named_municipalities
 
+    if args.out is not None:
+        destinations.claim_file(args.out, overwrite=args.overwrite)
     folder = Path(args.folder)
     effect = effect_draws(folder)
     names = check_named_municipalities(
@@ -347,12 +349,10 @@ def pairwise_command(args: argparse.Namespace) -> int:
     ci_prob = _fit_ci_prob(folder) if args.ci_prob is None else args.ci_prob
     if not 0 < ci_prob < 1:
         raise InputError(f"must lie strictly between 0 and 1, not {ci_prob}", column="--ci")
-    if args.out is not None and Path(args.out).is_dir():
-        raise InputError("is a folder: give the name of the CSV file to write", file=str(args.out))
     table = pairwise_table(effect, names)
     print("\n".join(pairwise_lines(table, ci_prob)))
     if args.out is not None:
-        with outputs.atomic_file(args.out) as tmp:
+        with destinations.atomic_file(args.out, overwrite=args.overwrite) as tmp:
             outputs.write_csv(table.reset_index(), tmp)
         print(f"P(row faster than column) -> {args.out}")
     return 0

@@ -49,7 +49,7 @@ import pandas as pd
 from scipy import stats
 from threadpoolctl import threadpool_limits
 
-from munirank import outputs
+from munirank import destinations, outputs
 from munirank.errors import InputError
 
 LEVELS = (0.5, 0.9)  # interval probabilities whose coverage is scored
@@ -324,17 +324,21 @@ def _check_options(preset: str, replicates: int, workers: int | None,
     return overrides, sampling
 
 
-def _settings(out: Path, settings: dict[str, Any]) -> None:
-    """Record the study's settings; a resumed study must use the same ones."""
+def _check_settings(out: Path, settings: dict[str, Any]) -> None:
+    """A resumed study must use the settings it was started with."""
     path = out / "study.json"
     if path.is_file():
         old = json.loads(path.read_text())
         if old != json.loads(json.dumps(settings)):
             raise InputError(f"holds a study with other settings ({old}); use another --out",
                              file=str(path))
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    _write_atomic(settings, path)
+
+
+def _settings(out: Path, settings: dict[str, Any]) -> None:
+    """Record the study's settings (once: a resumed study keeps them)."""
+    path = out / "study.json"
+    if not path.is_file():
+        _write_atomic(settings, path)
 
 
 @contextlib.contextmanager
@@ -521,7 +525,8 @@ def _verdicts(reliability: pd.DataFrame) -> dict[str, Any]:
 
 def study(preset: str, replicates: int, out: str | Path, scheduler: str | None = None,
           workers: int | None = None, *, seed: int = 1, cutoff: int | None = 80,
-          min_bin: int = MIN_BIN, progressbar: bool = True, **options: Any) -> dict[str, Any]:
+          min_bin: int = MIN_BIN, progressbar: bool = True, overwrite: bool = False,
+          **options: Any) -> dict[str, Any]:
     """Run (or resume) a simulation study and write its summaries (``munirank study``).
 
     Parameters
@@ -546,6 +551,9 @@ def study(preset: str, replicates: int, out: str | Path, scheduler: str | None =
         Reliability bins with fewer municipality-replicates are "not enough data".
     progressbar : bool
         Print replicates done.
+    overwrite : bool
+        Write into a folder that holds files munirank did not write (they are kept; see
+        :mod:`munirank.destinations`). A folder of an earlier study is resumed.
     **options
         Preset overrides that make the study (``effect_sd``, ``scale``, ``n_small``,
         ``baseline``, ``effect_dist``) and sampling settings (``draws``, ``tune``,
@@ -559,13 +567,18 @@ def study(preset: str, replicates: int, out: str | Path, scheduler: str | None =
     Raises
     ------
     InputError
-        On bad options, or an ``out`` that holds a study with other settings.
+        On bad options, an ``out`` that holds a study with other settings, or one that munirank
+        may not write into.
     """
     options = {k: v for k, v in options.items() if v is not None}
     overrides, sampling = _check_options(preset, replicates, workers, options)
     out = Path(out)
-    _settings(out, {"preset": preset, "seed": seed, "overrides": overrides,
-                    "sampling": sampling, "cutoff": cutoff})
+    settings = {"preset": preset, "seed": seed, "overrides": overrides, "sampling": sampling,
+                "cutoff": cutoff}
+    if destinations.claim_folder(out, overwrite=overwrite).command == "study":
+        _check_settings(out, settings)
+    destinations.prepare_folder(out, command="study", overwrite=overwrite)
+    _settings(out, settings)
     t0 = time.perf_counter()
     todo = [i for i in range(replicates) if not replicate_path(out, i).is_file()]
     failures: list[str] = []
@@ -606,7 +619,8 @@ def study_command(args: argparse.Namespace) -> int:
     cutoff = None if getattr(args, "no_cutoff", False) else getattr(args, "cutoff", 80)
     result = study(args.preset, args.replicates, args.out, scheduler=args.scheduler,
                    workers=args.workers, seed=getattr(args, "seed", None) or 1, cutoff=cutoff,
-                   progressbar=not getattr(args, "quiet", False), **opts)
+                   progressbar=not getattr(args, "quiet", False),
+                   overwrite=getattr(args, "overwrite", False), **opts)
     print(result["table"])
     print(f"-> {args.out}")
     for failure in result["failures"]:
