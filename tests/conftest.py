@@ -21,21 +21,66 @@ def _close_figures():
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory):
     """The tiny preset, seed 1: spells.csv, municipal.csv, truth.csv, spec.toml."""
-    from munirank.simulate import write_register
+    from munirank.simulation.register import write_register
 
     return write_register("tiny", 1, tmp_path_factory.mktemp("tiny"))
 
 
+#: munirank's column names in a simulated register -> a user's own (Danish register names).
+OWN_NAMES = {"person_id": "pnr", "municipality": "kommune", "start": "indgang",
+             "stop": "udgang", "event": "haendelse", "male": "mand", "age": "alder",
+             "unemployment": "ledighed"}
+
+
+@pytest.fixture(scope="session")
+def own_names_dir(tiny_dir, tmp_path_factory):
+    """The tiny register with the user's own column names everywhere, truth.csv included."""
+    import pandas as pd
+    import tomli_w
+
+    from munirank.input.spec import load_spec, spec_to_dict
+
+    out = tmp_path_factory.mktemp("own_names")
+    for name in ("spells.csv", "municipal.csv", "truth.csv"):
+        table = pd.read_csv(tiny_dir / name, dtype={"municipality": str})
+        table.rename(columns=OWN_NAMES).to_csv(out / name, index=False)
+    spec = spec_to_dict(load_spec(tiny_dir / "spec.toml"))
+    data = spec["data"]
+    for key in ("group", "time", "event", "entry"):
+        data[key] = OWN_NAMES[data[key]]
+    data["municipal_table"] = "municipal.csv"
+    cov = spec["covariates"]
+    for key in ("individual", "municipal"):
+        cov[key] = [OWN_NAMES[c] for c in cov[key]]
+    (out / "spec.toml").write_text(tomli_w.dumps(spec))
+    return out
+
+
+def assert_keeps_a_users_files(args: list[str], folder, written: str) -> None:
+    """``munirank ARGS --out FOLDER`` refuses a folder of the user's; --overwrite keeps it.
+
+    ``written`` is a file the command writes there (issue 27).
+    """
+    from munirank.cli import run
+
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine\n")
+    assert run([*args, "--out", str(folder)]) == 2
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
+    assert run([*args, "--out", str(folder), "--overwrite"]) == 0
+    assert (folder / "notes.txt").read_text() == "mine\n" and (folder / written).is_file()
+
+
 @pytest.fixture(scope="session")
 def tiny_spec(tiny_dir):
-    from munirank.spec import load_spec
+    from munirank.input.spec import load_spec
 
     return load_spec(tiny_dir / "spec.toml")
 
 
 @pytest.fixture(scope="session")
 def tiny_episodes(tiny_dir, tiny_spec):
-    from munirank.data import load_episodes
+    from munirank.input.episodes import load_episodes
 
     return load_episodes(tiny_dir / "spells.csv", tiny_spec)
 

@@ -8,8 +8,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from munirank import outputs, ppc, summaries
-from munirank.spec import Spec, spec_to_dict
+from munirank.checking import predictive
+from munirank.input.spec import Spec, spec_to_dict
+from munirank.output import files
+from munirank.posterior import tables
 
 
 def fake_comparison(table: pd.DataFrame, *, top_k: int, seed: int = 0) -> pd.DataFrame:
@@ -41,28 +43,28 @@ def write_fit_folder(path: Path, posterior: xr.Dataset, episodes: xr.Dataset, sp
                      converged: bool = True, comparison: bool = False) -> Path:
     """Write what ``munirank fit`` writes (and ``compare`` adds), from fake draws."""
     path.mkdir(parents=True, exist_ok=True)
-    derived = summaries.derived_draws(posterior, episodes, spec)
-    table = summaries.municipality_table(posterior, derived, episodes, spec, converged=converged)
-    outputs.write_csv(table, path / "municipalities.csv")
-    outputs.write_csv(summaries.covariate_table(posterior, episodes), path / "covariates.csv")
-    outputs.write_csv(ppc.survival_table(posterior, episodes, max_draws=40),
+    derived = tables.derived_draws(posterior, episodes, spec)
+    table = tables.municipality_table(posterior, derived, episodes, spec, converged=converged)
+    files.write_csv(table, path / "municipalities.csv")
+    files.write_csv(tables.covariate_table(posterior, episodes), path / "covariates.csv")
+    files.write_csv(predictive.survival_table(posterior, episodes, max_draws=40),
                       path / "survival.csv")
     diag = {"rhat_max": 1.001 if converged else 1.2, "ess_bulk_min": 900.0,
             "ess_tail_min": 800.0, "divergences": 0, "converged": converged,
             "criteria": "rhat <= 1.01, ess_bulk >= 400, no divergences", "sampler": "nutpie",
             "method": "nuts", "chains": 2, "draws": 50, "tune": 50, "wall_seconds": 1.0}
-    outputs.write_json(diag, path / "diagnostics.json")
-    run = {"spec": spec_to_dict(spec), "versions": outputs.versions(), "seed": 1,
+    files.write_json(diag, path / "diagnostics.json")
+    run = {"spec": spec_to_dict(spec), "versions": files.versions(), "seed": 1,
            "n_episodes": int(episodes.sizes["episode"]), "data_hash": "0" * 64,
            "n_municipalities": int(episodes.sizes["municipality"]), "spec_hash": "1" * 64}
-    outputs.write_json(run, path / "run.json")
+    files.write_json(run, path / "run.json")
     tree = xr.DataTree.from_dict({
         "posterior": posterior[["alpha", "sigma", "u"]],
         "derived": derived[["observed_months", "expected_months", "effect_months", "rank"]]})
     tree.to_netcdf(path / "posterior.nc", engine="netcdf4")
     if comparison:
         comp = fake_comparison(table, top_k=spec.ranking.top_k)
-        outputs.write_csv(comp, path / "comparison.csv")
+        files.write_csv(comp, path / "comparison.csv")
         (path / "comparison_summary.txt").write_text("3 starred municipalities are not "
                                                      "credibly faster <check escaping>\n")
     return path

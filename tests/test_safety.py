@@ -47,7 +47,7 @@ def _six_decimals(thousandths: np.ndarray, shift: np.ndarray) -> list[str]:
 @pytest.fixture(scope="module")
 def register(tmp_path_factory):
     """Tiny preset (seed 1) with distinctive person ids and times, written as text."""
-    from munirank.simulate import write_register
+    from munirank.simulation.register import write_register
 
     folder = write_register("tiny", 1, tmp_path_factory.mktemp("safety_data"))
     spells = pd.read_csv(folder / "spells.csv")

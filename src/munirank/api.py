@@ -1,231 +1,67 @@
-"""The Python API: one function per command-line command.
+"""The Python API: one function per command-line command, each imported when first used.
 
 >>> import munirank
 >>> munirank.simulate("tiny", seed=1, out="sim")            # doctest: +SKIP
 >>> result = munirank.fit("sim/spells.csv", spec="sim/spec.toml", out="fit")  # doctest: +SKIP
 >>> result.municipalities.head()                              # doctest: +SKIP
+
+============== =========================================================
+command        function
+============== =========================================================
+``simulate``   :func:`munirank.simulation.register.simulate`
+``fit``        :func:`munirank.benchmark.fit`
+``compare``    :func:`munirank.established.comparison.compare`
+``check``      :func:`munirank.checking.alternatives.run_checks`
+``reanalyse``  :func:`munirank.established.published.reanalyse`
+``report``     :func:`munirank.reporting.html.report`
+``pairwise``   :func:`munirank.posterior.sets.pairwise`
+``study``      :func:`munirank.studies.replicates.study`
+``study-statements`` :func:`munirank.studies.statements.study_statements`
+``bench``      :func:`munirank.studies.bench.bench`
+============== =========================================================
+
+Importing :mod:`munirank` loads none of them (PyMC takes seconds to import); each is imported
+the first time it is used.
 """
 
 from __future__ import annotations
 
-import sys
-import time
-from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-import xarray as xr
+#: Public name -> (module, attribute).
+EXPORTS: dict[str, tuple[str, str]] = {
+    "simulate": ("munirank.simulation.register", "simulate"),
+    "fit": ("munirank.benchmark", "fit"),
+    "compare": ("munirank.established.comparison", "compare"),
+    "check": ("munirank.checking.alternatives", "run_checks"),
+    "reanalyse": ("munirank.established.published", "reanalyse"),
+    "report": ("munirank.reporting.html", "report"),
+    "pairwise": ("munirank.posterior.sets", "pairwise"),
+    "study": ("munirank.studies.replicates", "study"),
+    "study_statements": ("munirank.studies.statements", "study_statements"),
+    "bench": ("munirank.studies.bench", "bench"),
+    "FitResult": ("munirank.benchmark", "FitResult"),
+    "read_truth": ("munirank.input.truth", "read_truth"),
+}
 
-from munirank import (
-    destinations,
-    diagnostics,
-    disclosure,
-    outputs,
-    ppc,
-    statements,
-    summaries,
-    validate,
-)
-from munirank.data import data_hash, load_episodes
-from munirank.errors import InputError
-from munirank.fit import sample_posterior
-from munirank.model import PARAMETERS, create_model
-from munirank.simulate import write_register
-from munirank.spec import Spec, load_spec, spec_hash, spec_to_dict
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports on first use
+    pass
 
 
-@dataclass(frozen=True)
-class FitResult:
-    """What :func:`fit` produced (the same content as its output folder)."""
-
-    out: Path
-    municipalities: pd.DataFrame
-    covariates: pd.DataFrame
-    diagnostics: dict[str, Any]
-    tree: xr.DataTree
-
-    @property
-    def converged(self) -> bool:
-        """Whether the run passed the convergence gate."""
-        return bool(self.diagnostics["converged"])
+def __getattr__(name: str) -> Any:
+    """Import a public function the first time it is used (PEP 562)."""
+    try:
+        module, attribute = EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value
+    return value
 
 
-def simulate(preset: str, *, seed: int = 1, out: str | Path, overwrite: bool = False,
-             **options: Any) -> Path:
-    """Simulate a register with known truth (``munirank simulate``).
-
-    Parameters
-    ----------
-    preset : str
-        ``tiny`` or ``dk-1999-2005``.
-    seed : int
-        Random seed.
-    out : str or Path
-        Folder for spells.csv, municipal.csv, truth.csv and spec.toml (see
-        :mod:`munirank.destinations` for what may be replaced).
-    overwrite : bool
-        Write into a folder that holds files munirank did not write (they are kept).
-    **options
-        Preset fields to override, e.g. ``effect_sd=0.2``.
-
-    Returns
-    -------
-    Path
-        The output folder.
-    """
-    options = {k: v for k, v in options.items() if v is not None}
-    with destinations.atomic_folder(out, command="simulate", overwrite=overwrite) as tmp:
-        write_register(preset, seed, tmp, **options)
-    return Path(out)
+def __dir__() -> list[str]:
+    return sorted({*globals(), *EXPORTS})
 
 
-def _inputs(data: str | Path, spec: str | Path | Spec) -> tuple[Path, ...]:
-    """The files a command reads, which its ``--out`` must not hold."""
-    return (Path(data),) if isinstance(spec, Spec) else (Path(data), Path(spec))
-
-
-def _resolve_spec(spec: str | Path | Spec) -> tuple[Spec, str]:
-    if isinstance(spec, Spec):
-        return spec, "<in memory>"
-    return load_spec(spec), str(spec)
-
-
-def fit(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
-        draws: int | None = None, tune: int | None = None, chains: int | None = None,
-        seed: int | None = None, sampler: str | None = None, method: str | None = None,
-        ci_prob: float | None = None, min_cell: int | None = None,
-        progressbar: bool = True, overwrite: bool = False) -> FitResult:
-    """Fit the partially pooled Weibull model and write the results (``munirank fit``).
-
-    Parameters
-    ----------
-    data : str or Path
-        Spell file (.csv, .parquet, .dta, .sas7bdat).
-    spec : str, Path or Spec
-        The SPEC.toml file (or a loaded spec).
-    out : str or Path
-        Output folder: municipalities.csv, covariates.csv, diagnostics.json, posterior.nc,
-        run.json. Written only when complete.
-    draws, tune, chains, seed, sampler, method, ci_prob : optional
-        Override the spec's ``[sampling]`` settings.
-    min_cell : int, optional
-        Override the spec's ``[disclosure] min_cell``: smaller counts are blanked.
-    progressbar : bool
-        Show sampling progress.
-    overwrite : bool
-        Write into a folder that holds files munirank did not write (they are kept; see
-        :mod:`munirank.destinations`).
-
-    Returns
-    -------
-    FitResult
-        Tables, diagnostics and the posterior tree. Check ``converged``.
-
-    Raises
-    ------
-    InputError
-        On bad data or spec, or an ``out`` munirank may not replace; nothing is written.
-    """
-    t_start = time.perf_counter()
-    inputs = _inputs(data, spec)
-    destinations.claim_folder(out, overwrite=overwrite, inputs=inputs)
-    spec_obj, spec_file = _resolve_spec(spec)
-    spec_obj = spec_obj.with_sampling(draws=draws, tune=tune, chains=chains, seed=seed,
-                                      sampler=sampler, method=method, ci_prob=ci_prob)
-    if min_cell is not None:
-        spec_obj = replace(spec_obj, disclosure=replace(spec_obj.disclosure, min_cell=min_cell))
-    from munirank.spec import check_spec
-
-    check_spec(spec_obj, file=spec_file)
-    if spec_obj.model.baseline != "weibull":  # effects and PPC curves are Weibull's here
-        raise InputError(f"fit reports the Weibull model; baseline "
-                         f"{spec_obj.model.baseline!r} is compared by 'munirank check'",
-                         file=spec_file, column="model.baseline")
-    validate.check_encoding(spec_obj, file=spec_file)
-    episodes = load_episodes(data, spec_obj)
-    if spec_obj.sampling.adaptation == "auto":
-        from munirank.spec import AUTO_ADAPTATION
-
-        spec_obj = spec_obj.with_sampling(adaptation=AUTO_ADAPTATION)
-    t_data = time.perf_counter()
-    model = create_model(episodes, spec_obj.model)
-    with outputs.interruptible():  # nutpie returns truncated draws on Ctrl-C: never use them
-        tree, timing = sample_posterior(model, spec_obj.sampling, progressbar=progressbar)
-    t_sampled = time.perf_counter()
-    posterior = tree["posterior"].dataset
-    diag = diagnostics.convergence(tree, var_names=list(PARAMETERS))
-    derived = summaries.derived_draws(posterior, episodes, spec_obj)
-    table = summaries.municipality_table(posterior, derived, episodes, spec_obj,
-                                         converged=diag["converged"])
-    covs = summaries.covariate_table(posterior, episodes, ci_prob=spec_obj.sampling.ci_prob)
-    survival = ppc.survival_table(
-        posterior, episodes, ci_prob=spec_obj.sampling.ci_prob,
-        groups=ppc.survival_groups(episodes, named=spec_obj.ranking.subset),
-        min_cell=spec_obj.disclosure.min_cell)
-    t_end = time.perf_counter()
-    s = spec_obj.sampling
-    diag.update(sampler=s.sampler, method=s.method, adaptation=s.adaptation,
-                chains=s.chains, draws=s.draws,
-                tune=s.tuning_steps, wall_seconds=round(t_end - t_start, 2))
-    timings = {"read_validate_seconds": t_data - t_start, **timing,
-               "effects_ranks_seconds": t_end - t_sampled, "wall_seconds": t_end - t_start}
-    result_tree = _result_tree(tree, derived)
-    disclosure.check_aggregate(result_tree)
-    run = {"command": " ".join(sys.argv), "seed": s.seed, "spec_file": spec_file,
-           "spec": spec_to_dict(spec_obj), "spec_hash": spec_hash(spec_obj),
-           "data_file": str(data), "data_hash": data_hash(data),
-           "municipal_table_hash": (data_hash(spec_obj.resolve(spec_obj.data.municipal_table))
-                                    if spec_obj.data.municipal_table else None),
-           "versions": outputs.versions(),
-           "timings": {k: round(v, 3) for k, v in timings.items()},
-           "n_episodes": int(episodes.sizes["episode"]),
-           "n_municipalities": int(episodes.sizes["municipality"])}
-    with destinations.atomic_folder(out, command="fit", overwrite=overwrite,
-                                    inputs=inputs) as tmp:
-        outputs.write_csv(table, tmp / "municipalities.csv")
-        outputs.write_csv(covs, tmp / "covariates.csv")
-        outputs.write_csv(survival, tmp / "survival.csv")
-        subset = summaries.subset_table(derived, spec_obj)
-        if subset is not None:
-            outputs.write_csv(subset, tmp / "ranks_subset.csv")
-        statements.write_statements(derived, table, spec_obj, tmp)  # sets, tiers, sentences
-        outputs.write_json(diag, tmp / "diagnostics.json")
-        outputs.write_json(run, tmp / "run.json")
-        result_tree.to_netcdf(tmp / "posterior.nc", engine="netcdf4",
-                              encoding=_compressed(result_tree))
-    return FitResult(out=Path(out), municipalities=table, covariates=covs, diagnostics=diag,
-                     tree=result_tree)
-
-
-def _result_tree(tree: xr.DataTree, derived: xr.Dataset) -> xr.DataTree:
-    """Posterior parameters, per-municipality derived draws and sampler stats.
-
-    Nothing per person: the model's data groups (constant_data, observed_data) are dropped.
-    """
-    posterior = tree["posterior"].dataset
-    keep = [v for v in posterior.data_vars if v in (*PARAMETERS, "u_raw")]
-    groups = {
-        "posterior": posterior[keep],
-        "derived": derived[["observed_months", "expected_months", "effect_months", "rank"]],
-        "sample_stats": tree["sample_stats"].dataset,
-    }
-    out = xr.DataTree.from_dict(groups)
-    out.attrs["ci_note"] = "intervals in the csv files are equal-tailed; see run.json"
-    return out
-
-
-def _compressed(tree: xr.DataTree) -> dict[str, dict[str, dict[str, Any]]]:
-    """Zlib for every numeric variable: draws compress to about half."""
-    return {node.path: {v: {"zlib": True, "complevel": 4} for v in node.dataset.data_vars
-                        if node.dataset[v].dtype.kind in "fiub"}
-            for node in tree.subtree if node.has_data}
-
-
-def read_truth(data: str | Path) -> pd.DataFrame | None:
-    """truth.csv beside a simulated data file, if there is one."""
-    path = Path(data).parent / "truth.csv"
-    return pd.read_csv(path, dtype={"municipality": str}) if path.is_file() else None
-
-
-__all__ = ["FitResult", "InputError", "fit", "read_truth", "simulate"]
+__all__ = sorted(EXPORTS)

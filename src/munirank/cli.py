@@ -1,8 +1,7 @@
-"""The ``munirank`` command line (DESIGN.md section 4).
+"""The ``munirank`` command line: parsing, and one line per error.
 
-Exit codes: 0 ok; 2 bad input or usage (one line on stderr, nothing written); 3 fitted but
-not converged (outputs written and flagged) unless ``--allow-unconverged``; 130 (SIGINT) or
-143 (SIGTERM) interrupted, nothing written.
+Exit codes are listed in :mod:`munirank.errors`. Each command's work is imported only when it
+runs, so ``--help`` and usage errors stay fast.
 """
 
 from __future__ import annotations
@@ -15,13 +14,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
-from munirank.errors import InputError
-from munirank.spec import DEFAULT_TUNE
+from munirank.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNCONVERGED, InputError
+from munirank.input.spec import DEFAULT_TUNE
 
 _TUNE_HELP = "tuning steps per chain (default: " + ", ".join(
     f"{n} with {sampler}" for sampler, n in DEFAULT_TUNE.items()) + ")"
-
-EXIT_OK, EXIT_INPUT, EXIT_UNCONVERGED, EXIT_INTERRUPTED = 0, 2, 3, 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,7 +54,7 @@ def _add_overwrite(p: argparse.ArgumentParser, what: str = "folder") -> None:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from munirank.api import simulate
+    from munirank.simulation.register import simulate
 
     out = simulate(args.preset, seed=args.seed, out=args.out, effect_sd=args.effect_sd,
                    effect_dist=args.effect_dist, baseline=args.baseline, scale=args.scale,
@@ -65,14 +62,14 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     print(f"simulated {args.preset} (seed {args.seed}) -> {out}/spells.csv, municipal.csv, "
           "truth.csv, spec.toml")
     if args.check:
-        from munirank.calibration import check_command
+        from munirank.simulation.calibration import check_command
 
         return int(check_command(out, args.preset))
     return EXIT_OK
 
 
 def _spec_with_min_cell(args: argparse.Namespace):  # noqa: ANN202 - internal
-    from munirank.spec import load_spec
+    from munirank.input.spec import load_spec
 
     spec = load_spec(args.spec)
     if args.min_cell is not None:
@@ -91,7 +88,7 @@ def _print_ranking(table, k: int, n: int = 5) -> None:  # noqa: ANN001
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
-    from munirank.api import fit
+    from munirank.benchmark import fit
 
     result = fit(args.data, spec=args.spec, out=args.out, draws=args.draws, tune=args.tune,
                  chains=args.chains, seed=args.seed, sampler=args.sampler, method=args.method,
@@ -156,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_spec_out(p)
     _add_sampling(p)
     p.add_argument("--models", help="comma-separated alternatives to fit (default all)")
-    p.set_defaults(func=_delegate("checks", "check_command"))
+    p.set_defaults(func=_delegate("checking.alternatives", "check_command"))
 
     p = sub.add_parser("compare", help="frequentist benchmark vs Bayesian, side by side")
     _add_data_spec_out(p)
@@ -164,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cutoff", type=int, default=80,
                    help="rank only municipalities with more spells than this (AKF: 80)")
     p.add_argument("--no-cutoff", action="store_true", help="rank every municipality")
-    p.set_defaults(func=_delegate("compare", "compare_command"))
+    p.set_defaults(func=_delegate("established.comparison", "compare_command"))
 
     p = sub.add_parser("reanalyse", help="rank uncertainty from a published O-E table")
     p.add_argument("table", type=Path)
@@ -176,13 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoding", default="utf-8")
     _add_overwrite(p)
     _add_sampling(p)
-    p.set_defaults(func=_delegate("published", "reanalyse_command"))
+    p.set_defaults(func=_delegate("established.published", "reanalyse_command"))
 
     p = sub.add_parser("report", help="self-contained HTML report of a fit folder")
     p.add_argument("folder", type=Path)
     p.add_argument("--out", required=True, type=Path)
     _add_overwrite(p, "file")
-    p.set_defaults(func=_delegate("report", "report_command"))
+    p.set_defaults(func=_delegate("reporting.html", "report_command"))
 
     p = sub.add_parser("pairwise", help="P(A faster than B) for named municipalities of a fit")
     p.add_argument("folder", type=Path, help="output folder of `munirank fit`")
@@ -193,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="probability from which an order is called credible (default: the "
                    "fit's, 0.9)")
     _add_overwrite(p, "file")
-    p.set_defaults(func=_delegate("statements", "pairwise_command"))
+    p.set_defaults(func=_delegate("posterior.statements", "pairwise_command"))
 
     p = sub.add_parser("study", help="simulation study: both methods scored against truth")
     p.add_argument("--preset", required=True)
@@ -220,7 +217,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cutoff", action="store_true", help="frequentist: rank every one")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_overwrite(p)
-    p.set_defaults(func=_delegate("study", "study_command"))
+    p.set_defaults(func=_delegate("studies.replicates", "study_command"))
+
+    p = sub.add_parser("study-statements",
+                       help="how often the ranking statements hold, against simulated truth")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--replicates", type=int, help="registers to simulate and fit")
+    p.add_argument("--n-municipalities", type=int, default=60,
+                   help="municipalities per register, 500 down to 10 spells (default 60)")
+    p.add_argument("--draws", type=int, default=1000, help="draws per chain (default 1000)")
+    p.add_argument("--tune", type=int, help=_TUNE_HELP)
+    p.add_argument("--chains", type=int, default=4, help="chains (default 4)")
+    p.add_argument("--part", default="0/1",
+                   help="i/n: run the replicates r with r %% n == i (n processes share the cores)")
+    p.add_argument("--worked-example", action="store_true",
+                   help="fit dk-1999-2005 (seed 1) and print its statements beside the truth")
+    p.add_argument("--fit", type=Path, help="worked example: a fit folder of those data to reuse")
+    p.add_argument("--quiet", action="store_true", help="no line per replicate")
+    _add_overwrite(p)
+    p.set_defaults(func=_delegate("studies.statements", "study_statements_command"))
 
     p = sub.add_parser("bench", help="speed and scale benchmarks")
     p.add_argument("--out", required=True, type=Path)
@@ -235,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="municipalities of the scale runs (default 400)")
     p.add_argument("--draws", type=int, help="draws per chain of every fit (default 1000)")
     _add_overwrite(p)
-    p.set_defaults(func=_delegate("bench", "bench_command"))
+    p.set_defaults(func=_delegate("studies.bench", "bench_command"))
     return parser
 
 
@@ -243,7 +258,8 @@ class _StderrLine(logging.Handler):
     """munirank's notices (e.g. an earlier output replaced) as one line on the current stderr."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        print(f"munirank: {self.format(record)}", file=sys.stderr)
+        level = "warning: " if record.levelno >= logging.WARNING else ""
+        print(f"munirank: {level}{self.format(record)}", file=sys.stderr)
 
 
 def _show_notices() -> None:
@@ -255,7 +271,7 @@ def _show_notices() -> None:
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the command; return the exit code."""
-    from munirank.outputs import interruptible
+    from munirank.output.files import interruptible
 
     _show_notices()
     try:

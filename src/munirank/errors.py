@@ -1,8 +1,23 @@
-"""Errors that munirank reports to users as one line (exit code 2 on the command line)."""
+"""Errors that munirank reports to users, and the exit code each one gives on the command line.
+
+========================= ====================================================================
+exit code                 meaning
+========================= ====================================================================
+0 (:data:`EXIT_OK`)       done
+2 (:data:`EXIT_INPUT`)    bad input or usage (:class:`InputError`): one line on stderr naming
+                          the file, column and rows; nothing written
+3 (:data:`EXIT_UNCONVERGED`) fitted but not converged: outputs written and flagged, unless
+                          ``--allow-unconverged``
+130, 143                  interrupted by SIGINT or SIGTERM (:class:`Interrupted`, 128 + the
+                          signal): nothing written
+========================= ====================================================================
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+EXIT_OK, EXIT_INPUT, EXIT_UNCONVERGED, EXIT_INTERRUPTED = 0, 2, 3, 130
 
 
 class InputError(ValueError):

@@ -1,0 +1,171 @@
+"""Validated episodes with named dimensions, from a spell table and the spec.
+
+An *episode* is one row (entry, exit] in one municipality: a person who moves contributes a
+censored episode in the first municipality and a delayed-entry episode in the next. Times are
+converted to months. Individual covariates are standardised (numeric: (x - mean) / sd;
+categorical: dummy-coded against the most frequent level, then centred), municipal covariates
+are standardised over the municipalities in the data. The episodes are an ``xarray.Dataset``
+with dims ``episode``, ``municipality``, ``covariate``, ``municipal_covariate``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from munirank.errors import InputError
+from munirank.input import validate
+from munirank.input.read import read_table
+from munirank.input.spec import TIME_UNITS_PER_MONTH, Spec
+
+
+def _design(df: pd.DataFrame, spec: Spec) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
+    """Standardised individual design matrix, names, centres and scales."""
+    cov = spec.covariates
+    blocks, names, centres, scales = [], [], [], []
+    for c in cov.individual:
+        if c in cov.categorical:
+            levels = df[c].value_counts().index.tolist()  # most frequent first = reference
+            for level in sorted(levels[1:]):
+                col = (df[c] == level).to_numpy(float)
+                blocks.append(col)
+                names.append(f"{c}[{level}]")
+                centres.append(col.mean())
+                scales.append(1.0)
+        else:
+            x = df[c].to_numpy(float)
+            blocks.append(x)
+            names.append(c)
+            centres.append(x.mean())
+            scales.append(x.std())
+    if not blocks:
+        return np.zeros((len(df), 0)), [], np.zeros(0), np.zeros(0)
+    raw = np.column_stack(blocks)
+    centre, scale = np.asarray(centres), np.asarray(scales)
+    return (raw - centre) / scale, names, centre, scale
+
+
+def build_episodes(spells: pd.DataFrame, spec: Spec, *, file: str = "data",
+                   municipal: pd.DataFrame | None = None,
+                   municipal_file: str = "municipal table") -> xr.Dataset:
+    """Turn validated spells (and the municipal table) into an episodes Dataset.
+
+    Parameters
+    ----------
+    spells : pandas.DataFrame
+        Output of :func:`munirank.input.validate.validate_spells`.
+    spec : Spec
+        The analysis spec.
+    file : str
+        Name of the spells file, for messages.
+    municipal : pandas.DataFrame, optional
+        The raw municipal table, one row per municipality.
+    municipal_file : str
+        Name of the municipal file, for messages.
+
+    Returns
+    -------
+    xarray.Dataset
+        Variables ``entry``, ``exit`` (months), ``event`` and ``episode_municipality``
+        (dim ``episode``); ``x`` (``episode``, ``covariate``); ``z`` (``municipality``,
+        ``municipal_covariate``); ``n_spells``, ``n_events`` (``municipality``); centres and
+        scales of the covariates.
+    """
+    d = spec.data
+    per_month = TIME_UNITS_PER_MONTH[d.time_unit]
+    exit_m = spells[d.time].to_numpy(float) / per_month
+    entry_m = (spells[d.entry].to_numpy(float) / per_month if d.entry else np.zeros(len(spells)))
+    event = spells[d.event].to_numpy(np.int8)
+    group = spells[d.group].astype(str).to_numpy()
+    validate.check_horizon(exit_m, spec.outcome.horizon_months, file=file, column=d.time)
+    x, names, centre, scale = _design(spells, spec)
+    validate.check_design(x, names, file=file)
+    municipalities = sorted(set(group))
+    if spec.ranking.pairwise:  # checked before sampling, so a typo costs no fit
+        validate.check_named_municipalities(spec.ranking.pairwise, municipalities,
+                                            source="[ranking] pairwise", file=file,
+                                            column=d.group)
+    ds = xr.Dataset(
+        {
+            "entry": ("episode", entry_m),
+            "exit": ("episode", exit_m),
+            "event": ("episode", event),
+            "episode_municipality": ("episode", group.astype(object)),
+            "x": (("episode", "covariate"), x),
+            "x_centre": ("covariate", centre),
+            "x_scale": ("covariate", scale),
+        },
+        coords={"episode": np.arange(len(spells)), "covariate": names,
+                "municipality": municipalities},
+    )
+    counts = pd.Series(event).groupby(group)
+    ds["n_spells"] = ("municipality", counts.size().loc[municipalities].to_numpy())
+    ds["n_events"] = ("municipality", counts.sum().loc[municipalities].to_numpy().astype(int))
+    ds = ds.merge(_municipal(spec, municipal, municipalities, municipal_file))
+    ds.attrs.update(time_unit="months", horizon_months=float(spec.outcome.horizon_months),
+                    source=str(file))
+    return ds
+
+
+def _municipal(spec: Spec, table: pd.DataFrame | None, municipalities: list[str],
+               file: str) -> xr.Dataset:
+    names = list(spec.covariates.municipal)
+    if table is None or not names:
+        z = np.zeros((len(municipalities), 0))
+        centre = scale = np.zeros(0)
+    else:
+        checked = validate.validate_municipal(table, spec, municipalities, file=file)
+        raw = checked[names].to_numpy(float)
+        centre, scale = raw.mean(axis=0), raw.std(axis=0)
+        z = (raw - centre) / scale
+        validate.check_design(z, names, file=file)
+    return xr.Dataset(
+        {"z": (("municipality", "municipal_covariate"), z),
+         "z_centre": ("municipal_covariate", centre), "z_scale": ("municipal_covariate", scale)},
+        coords={"municipality": municipalities, "municipal_covariate": names},
+    )
+
+
+def load_episodes(data_path: str | Path, spec: Spec) -> xr.Dataset:
+    """Read, validate and build episodes from a data file and a spec (the public boundary).
+
+    Parameters
+    ----------
+    data_path : str or Path
+        Spell file (.csv, .parquet, .dta, .sas7bdat, .xpt).
+    spec : Spec
+        Loaded spec; its municipal table path is relative to the spec file.
+
+    Returns
+    -------
+    xarray.Dataset
+        See :func:`build_episodes`.
+
+    Raises
+    ------
+    InputError
+        On any problem with the files.
+    """
+    file = str(data_path)
+    raw = read_table(data_path, encoding=spec.data.encoding, str_columns=(spec.data.group,))
+    spells = validate.validate_spells(raw, spec, file=file)
+    municipal = None
+    municipal_path = spec.resolve(spec.data.municipal_table)
+    if municipal_path is not None and spec.covariates.municipal:
+        municipal = read_table(municipal_path, encoding=spec.data.encoding,
+                               str_columns=(spec.data.group,))
+    ds = build_episodes(spells, spec, file=file, municipal=municipal,
+                        municipal_file=str(municipal_path))
+    if len(ds.episode) < 2:
+        raise InputError("need at least two spells", file=file)
+    return ds
+
+
+def as_codes(episodes: xr.Dataset) -> np.ndarray:
+    """Integer code of each episode's municipality, in the order of the municipality coord."""
+    cat = pd.Categorical(episodes["episode_municipality"].to_numpy(),
+                         categories=episodes["municipality"].to_numpy())
+    return np.asarray(cat.codes, dtype=np.int64)

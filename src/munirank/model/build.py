@@ -1,0 +1,463 @@
+r"""The partially pooled Weibull proportional-hazards model (DESIGN.md section 2).
+
+Time is rescaled internally to :math:`t^* = t / T` with :math:`T` = the horizon in months, so
+that the sampler sees numbers near one; results are reported in months.
+
+.. math::
+
+    h(t \mid x_i, m) &= \alpha\, t^{\alpha - 1} \exp(\eta_i), \qquad
+    \eta_i = \beta_0 + x_i^\top \beta + z_m^\top \gamma + u_m \\
+    \ell_i &= d_i\,(\log\alpha + (\alpha - 1)\log t_i + \eta_i)
+             - e^{\eta_i}\,(t_i^\alpha - s_i^\alpha)
+
+for an episode entered at :math:`s_i` (0 unless delayed entry), left at :math:`t_i`, with
+:math:`d_i = 1` if the outcome was reached. The municipality effect is non-centred,
+:math:`u_m = \sigma\,\tilde u_m` with :math:`\tilde u_m \sim N(0, 1)` (or Student-t), or
+a ZeroSumNormal.
+
+The event terms reduce to sufficient statistics: :math:`\sum_i d_i \eta_i = D\beta_0 +
+(\sum_i d_i x_i)^\top\beta + \sum_m D_m (z_m^\top\gamma + u_m)`, so only the cumulative
+hazard needs one term per episode; entry terms are evaluated only for delayed-entry episodes
+(which also avoids the gradient of :math:`0^\alpha`). That term and its gradient are one
+hand-written Op (:mod:`munirank.model.kernel`) that reads each episode once per pass.
+
+Alternative baselines (``spec.baseline``, for model checking; :mod:`munirank.checking.alternatives`)
+share the linear predictor and write survival as :math:`S(t) = \Psi(\eta + g(t))`
+(larger :math:`\eta` = faster in every family):
+
+============================  ======================================  =======================
+baseline                      :math:`g(t)`                            :math:`\Psi(z)`
+============================  ======================================  =======================
+``weibull``                   :math:`\alpha\log t`                    :math:`e^{-e^z}` (PH)
+``exponential``               :math:`\log t` (:math:`\alpha = 1`)     :math:`e^{-e^z}` (PH)
+``piecewise_exponential``     :math:`\log\Lambda_0(t)`                :math:`e^{-e^z}` (PH)
+``loglogistic``               :math:`\alpha\log t`                    :math:`1/(1+e^z)` (AFT)
+``lognormal``                 :math:`\alpha\log t`                    :math:`1-\Phi(z)` (AFT)
+============================  ======================================  =======================
+
+with :math:`\Lambda_0(t) = \sum_k e^{\delta_k}\,|(0, t] \cap (c_{k-1}, c_k]|` on the cut points
+:data:`PIECE_CUTS_MONTHS` (:math:`\delta_1 = 0`, so :math:`\beta_0` is the log hazard of
+the first piece). Log-logistic and log-normal are accelerated-failure-time models, not PH:
+:math:`\log T = -\eta/\alpha + \varepsilon/\alpha` with logistic or normal
+:math:`\varepsilon`, so :math:`u_m` shifts log durations by :math:`-u_m/\alpha` (the
+log-logistic :math:`u_m` is also a log odds ratio of having reached the outcome). Every
+family's log-likelihood is explicit, :math:`\ell_i = d_i \log h(t_i) - [H(t_i) - H(s_i)]`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+import xarray as xr
+from pymc.distributions.dist_math import normal_lccdf
+from scipy import special
+
+from munirank.input.episodes import as_codes
+from munirank.input.spec import ModelSpec
+from munirank.model.kernel import cumulative_hazard, hazard_data, shared_inputs
+
+PIECE_CUTS_MONTHS = (6.0, 12.0, 24.0, 36.0)
+"""Cut points of the piecewise-exponential baseline (months since permit)."""
+
+
+def time_scale(episodes: xr.Dataset) -> float:
+    """Months per internal time unit (the horizon)."""
+    return float(episodes.attrs["horizon_months"])
+
+
+def crude_log_rate(episodes: xr.Dataset) -> float:
+    """Log of events per unit of (rescaled) exposure: the centre of the intercept prior."""
+    scale = time_scale(episodes)
+    exposure = float(((episodes["exit"] - episodes["entry"]) / scale).sum())
+    return float(np.log(max(int(episodes["event"].sum()), 1) / exposure))
+
+
+def weibull_loglik(t: np.ndarray, s: np.ndarray, d: np.ndarray, eta: np.ndarray,
+                   alpha: np.ndarray | float) -> np.ndarray:
+    r"""Pointwise Weibull PH log-likelihood with right censoring and delayed entry (numpy).
+
+    Parameters
+    ----------
+    t, s, d : numpy.ndarray
+        Exit time, entry time (0 = none) and event indicator, on the model's time scale.
+    eta : numpy.ndarray
+        Linear predictor (log hazard scale); broadcasts against ``t``.
+    alpha : float or numpy.ndarray
+        Weibull shape; broadcasts against ``t``.
+
+    Returns
+    -------
+    numpy.ndarray
+        :math:`d(\log\alpha + (\alpha-1)\log t + \eta) - e^\eta (t^\alpha - s^\alpha)`.
+    """
+    return d * (np.log(alpha) + (alpha - 1) * np.log(t) + eta) - np.exp(eta) * (
+        t**alpha - s**alpha)
+
+
+def piece_cuts(episodes: xr.Dataset) -> np.ndarray:
+    """Cut points of the piecewise-exponential baseline on the model's time scale."""
+    return np.asarray(PIECE_CUTS_MONTHS) / time_scale(episodes)
+
+
+def piece_exposure(t: np.ndarray, s: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """Time each episode (s, t] spends in each piece, shape (episodes, len(cuts) + 1)."""
+    lo = np.concatenate([[0.0], cuts])
+    hi = np.concatenate([cuts, [np.inf]])
+    return np.clip(np.minimum(t[:, None], hi) - np.maximum(s[:, None], lo), 0.0, None)
+
+
+def _with_first_piece(log_piece: np.ndarray) -> np.ndarray:
+    """Prepend the first piece's 0 to (draws, pieces - 1) relative log hazards."""
+    lp = np.atleast_2d(log_piece)
+    return np.concatenate([np.zeros((lp.shape[0], 1)), lp], axis=1)
+
+
+def _log_or_minus_inf(s: np.ndarray) -> np.ndarray:
+    return np.log(s, out=np.full(np.shape(s), -np.inf), where=s > 0)
+
+
+def survival_link(baseline: str, z: np.ndarray) -> np.ndarray:
+    r"""The family's :math:`\Psi(z)`: survival at :math:`z = \eta + g(t)` (numpy)."""
+    if baseline == "loglogistic":
+        return special.expit(-z)
+    if baseline == "lognormal":
+        return special.ndtr(-z)
+    return np.exp(-np.exp(z))
+
+
+def log_time_term(baseline: str, t: np.ndarray, *, alpha: np.ndarray | float = 1.0,
+                  log_piece: np.ndarray | None = None,
+                  cuts: np.ndarray | None = None) -> np.ndarray:
+    r""":math:`g(t)` per draw (rows of ``alpha``/``log_piece``) and time (columns of ``t``)."""
+    t = np.asarray(t, float)
+    if baseline == "piecewise_exponential":
+        flat = t.ravel()
+        cum = np.exp(_with_first_piece(log_piece)) @ piece_exposure(flat, np.zeros_like(flat),
+                                                                     cuts).T
+        return _log_or_minus_inf(cum)
+    return alpha * _log_or_minus_inf(t)
+
+
+def baseline_loglik(baseline: str, t: np.ndarray, s: np.ndarray, d: np.ndarray,
+                    eta: np.ndarray, *, alpha: np.ndarray | float = 1.0,
+                    log_piece: np.ndarray | None = None,
+                    cuts: np.ndarray | None = None) -> np.ndarray:
+    r"""Pointwise log-likelihood of any baseline, right censoring and delayed entry (numpy).
+
+    :math:`\ell = d \log h(t) - [H(t) - H(s)]`, written per family (module docstring).
+
+    Parameters
+    ----------
+    baseline : str
+        One of :data:`munirank.input.spec.BASELINES`.
+    t, s, d : numpy.ndarray
+        Exit time, entry time (0 = none) and event indicator (episodes), model time scale.
+    eta : numpy.ndarray
+        Linear predictor, shape (draws, episodes) or (episodes,).
+    alpha : float or numpy.ndarray
+        Shape, broadcasting against ``eta`` (e.g. (draws, 1)); ignored by ``exponential``
+        and ``piecewise_exponential``.
+    log_piece : numpy.ndarray, optional
+        Piecewise-exponential log hazard of each piece relative to the first, (draws, pieces)
+        or (pieces,).
+    cuts : numpy.ndarray, optional
+        Interior cut points of the pieces (model time scale).
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape as ``eta``.
+    """
+    if baseline == "piecewise_exponential":
+        lp = _with_first_piece(log_piece)
+        piece = np.searchsorted(cuts, t, side="left")
+        exposure = np.exp(lp) @ piece_exposure(t, s, cuts).T
+        ll = d * (eta + lp[:, piece]) - np.exp(eta) * exposure
+        return ll.reshape(np.broadcast_shapes(np.shape(eta), ll.shape[-1:]))
+    if baseline == "exponential":
+        alpha = 1.0
+    log_t = np.log(t)
+    z_t = eta + alpha * log_t
+    z_s = eta + alpha * _log_or_minus_inf(s)
+    log_a = np.log(alpha) - log_t
+    if baseline == "loglogistic":
+        softplus_t = np.logaddexp(0.0, z_t)
+        return d * (log_a + z_t - softplus_t) - softplus_t + np.logaddexp(0.0, z_s)
+    if baseline == "lognormal":
+        return (d * (log_a - 0.5 * z_t**2 - 0.5 * np.log(2 * np.pi))
+                + (1 - d) * special.log_ndtr(-z_t) - special.log_ndtr(-z_s))
+    return d * (log_a + z_t) - (np.exp(z_t) - np.exp(z_s))
+
+
+def create_model(episodes: xr.Dataset, spec: ModelSpec) -> pm.Model:
+    """Build the PyMC model for an episodes Dataset (a pure factory: ``spec`` is not changed).
+
+    Parameters
+    ----------
+    episodes : xarray.Dataset
+        Output of :func:`munirank.data.load_episodes`.
+    spec : ModelSpec
+        Baseline, municipality-effect distribution and priors.
+
+    Returns
+    -------
+    pymc.Model
+        Free variables ``alpha``, ``beta0``, ``beta`` (``covariate``), ``gamma``
+        (``municipal_covariate``), ``sigma`` and the municipality effect ``u``
+        (``municipality``; non-centred through ``u_raw`` unless ``zerosum``).
+
+    Examples
+    --------
+    >>> model = create_model(episodes, spec.model)  # doctest: +SKIP
+    """
+    if spec.baseline != "weibull":
+        return _create_alternative(episodes, spec)
+    p = spec.priors
+    scale = time_scale(episodes)
+    t = episodes["exit"].to_numpy() / scale
+    s = episodes["entry"].to_numpy() / scale
+    d = episodes["event"].to_numpy().astype(float)
+    x = episodes["x"].to_numpy()
+    z = episodes["z"].to_numpy()
+    codes = as_codes(episodes)
+    coords = {name: episodes[name].to_numpy().tolist()
+              for name in ("municipality", "covariate", "municipal_covariate")}
+    hazard = hazard_data(x, episodes["x_centre"].to_numpy(), episodes["x_scale"].to_numpy(),
+                         codes, np.log(t), _log_or_minus_inf(s))
+    events = np.bincount(codes, weights=d, minlength=len(coords["municipality"]))
+    with pm.Model(coords=coords) as model:
+        # every data-dependent value is shared data, not a constant: the compiled graph is then
+        # the same for every register of this shape, and PyTensor's cache serves refits
+        hazard_vars = shared_inputs(hazard, model.register_data_var)
+        data = _packed_data(  # the event terms' sufficient statistics and municipal data
+            "model_data", z=z, sum_d_x=d @ x, events_m=events,
+            centred=centred_municipalities(events, spec).astype(float),
+            n_events=d.sum(), sum_d_logt=(d * np.log(t)).sum(),
+            beta0_mu=crude_log_rate(episodes))
+
+        alpha = pm.LogNormal("alpha", mu=p.alpha_mu, sigma=p.alpha_sigma)
+        beta0 = pm.Normal("beta0", mu=data["beta0_mu"], sigma=p.beta0_sigma)
+        beta = pm.Normal("beta", 0.0, p.beta_sigma, dims="covariate")
+        gamma = pm.Normal("gamma", 0.0, p.gamma_sigma, dims="municipal_covariate")
+        sigma = pm.HalfNormal("sigma", p.sigma_sigma)
+        # products as elementwise sums, not pt.dot: numba's BLAS calls look their function
+        # up through an object-mode block compiled in every process (0.3-0.7 s per fit,
+        # measured), and these vectors are too short for BLAS to matter
+        z_gamma = (data["z"] * gamma).sum(axis=1)
+        u = _group_effect(spec, sigma, data["centred"], beta0 + z_gamma)
+
+        mu_m = z_gamma + u
+        event_part = (data["n_events"] * (pt.log(alpha) + beta0)
+                      + (alpha - 1) * data["sum_d_logt"] + (data["sum_d_x"] * beta).sum()
+                      + (data["events_m"] * mu_m).sum())
+        cum_hazard = cumulative_hazard(beta0 + mu_m, beta, alpha, hazard_vars)
+        pm.Potential("loglik", event_part - cum_hazard)
+    return model
+
+
+def _packed_data(name: str, **arrays: np.ndarray | float) -> dict[str, pt.TensorVariable]:
+    """Several float arrays as views of one ``pm.Data`` vector, by name.
+
+    One shared variable instead of seven: nutpie compiles an extraction routine for every
+    shared array of a model, about a second each (measured: 24 s against 15 s of nutpie
+    compilation on dk-1999-2005). The views' bounds depend only on the shapes.
+    """
+    flat = np.concatenate([np.ravel(np.asarray(v, float)) for v in arrays.values()])
+    packed = pm.Data(name, flat)
+    views, start = {}, 0
+    for key, value in arrays.items():
+        size = int(np.size(value))
+        view = packed[start:start + size]
+        views[key] = view.reshape(np.shape(value)) if np.ndim(value) != 1 else view
+        start += size
+    return views
+
+
+def centred_municipalities(events_m: np.ndarray, spec: ModelSpec) -> np.ndarray:
+    r"""Which municipality effects the sampler sees centred (a boolean per municipality).
+
+    The model is the same either way; the parametrisation only changes the geometry the
+    sampler explores. A municipality's :math:`D_m` events carry information :math:`\approx D_m`
+    about its log hazard ratio, the prior :math:`1/\sigma^2`: centred is the better geometry
+    where the data dominate, non-centred where the prior does (Papaspiliopoulos, Roberts and
+    Skold 2007). ``auto`` centres :math:`D_m \ge 1/s^2` with :math:`s` the prior median of
+    :math:`\sigma` (8.8 events for the default HalfNormal(0.5)). Centred effects are centred on
+    the whole municipal level, intercept and municipal covariates included (see
+    :func:`_group_effect`). Measured on ``dk-1999-2005`` seed 1 (4 x 1000 draws, nutpie, same
+    cost per draw): minimum bulk ESS of the effects 1,047 all non-centred, 6,885 with ``auto``
+    (187 of 271 centred); at 1,000,000 spells (2 x 300 draws) 969, where all non-centred
+    needed a low-rank mass matrix to reach 266 at 200,000 spells.
+    """
+    if spec.parametrisation == "centred":
+        return np.ones(len(events_m), bool)
+    if spec.parametrisation == "non_centred":
+        return np.zeros(len(events_m), bool)
+    median_sigma = spec.priors.sigma_sigma * special.erfinv(0.5) * np.sqrt(2.0)
+    return np.asarray(events_m) * median_sigma**2 >= 1.0
+
+
+def _group_effect(spec: ModelSpec, sigma: pt.TensorVariable,
+                  centred: np.ndarray | pt.TensorVariable,
+                  level: pt.TensorVariable) -> pt.TensorVariable:
+    """The municipality effects u, each non-centred or centred (hierarchical centring).
+
+    Non-centred: u_raw ~ N(0, 1), u = sigma u_raw. Centred: the municipality's whole log
+    hazard level is sampled, u_raw ~ N(level, sigma) with ``level`` = beta0 + z'gamma, and
+    u = u_raw - level (Gelfand, Sahu and Carlin 1995): with many events the data fix that
+    level, and sampling u itself would tie it to beta0 and gamma a posteriori.
+    """
+    if spec.group_effect == "zerosum":
+        return pm.ZeroSumNormal("u", sigma=sigma, dims="municipality")
+    centred = pt.gt(centred, 0)
+    mu_raw = pt.switch(centred, level, 0.0)
+    scale_raw = pt.switch(centred, sigma, 1.0)
+    if spec.group_effect == "student_t":
+        u_raw = pm.StudentT("u_raw", nu=spec.priors.nu, mu=mu_raw, sigma=scale_raw,
+                            dims="municipality")
+    else:
+        u_raw = pm.Normal("u_raw", mu_raw, scale_raw, dims="municipality")
+    return pm.Deterministic("u", pt.switch(centred, u_raw - level, sigma * u_raw),
+                            dims="municipality")
+
+
+def _create_alternative(episodes: xr.Dataset, spec: ModelSpec) -> pm.Model:
+    """The model for a baseline other than Weibull (per-episode terms; for checking)."""
+    p = spec.priors
+    scale = time_scale(episodes)
+    t = episodes["exit"].to_numpy() / scale
+    s = episodes["entry"].to_numpy() / scale
+    d = episodes["event"].to_numpy().astype(float)
+    codes = as_codes(episodes)
+    delayed = np.flatnonzero(s > 0)
+    coords = {name: episodes[name].to_numpy().tolist()
+              for name in ("municipality", "covariate", "municipal_covariate")}
+    cuts = piece_cuts(episodes)
+    coords["piece"] = [f"{lo:g}-{hi:g}" for lo, hi in zip(
+        (0.0, *PIECE_CUTS_MONTHS), (*PIECE_CUTS_MONTHS, np.inf), strict=True)][1:]
+    with pm.Model(coords=coords) as model:
+        x_d, z_d, code_d = pm.Data("x", episodes["x"].to_numpy()), pm.Data(
+            "z", episodes["z"].to_numpy()), pm.Data("code", codes)
+        beta0 = pm.Normal("beta0", mu=crude_log_rate(episodes), sigma=p.beta0_sigma)
+        beta = pm.Normal("beta", 0.0, p.beta_sigma, dims="covariate")
+        gamma = pm.Normal("gamma", 0.0, p.gamma_sigma, dims="municipal_covariate")
+        sigma = pm.HalfNormal("sigma", p.sigma_sigma)
+        events = np.bincount(codes, weights=d, minlength=len(coords["municipality"]))
+        z_gamma = pt.dot(z_d, gamma)
+        u = _group_effect(spec, sigma, centred_municipalities(events, spec), beta0 + z_gamma)
+        eta = beta0 + pt.dot(x_d, beta) + (z_gamma + u)[code_d]
+        if spec.baseline == "piecewise_exponential":
+            # pieces after the first, relative to it; sd 1 on the log hazard ratio scale
+            log_piece = pm.Normal("log_piece", 0.0, 1.0, dims="piece")
+            loglik = _piecewise_loglik_tensor(eta, log_piece, t, s, d, cuts)
+        else:
+            alpha = (1.0 if spec.baseline == "exponential"
+                     else pm.LogNormal("alpha", mu=p.alpha_mu, sigma=p.alpha_sigma))
+            loglik = _aft_ph_loglik_tensor(spec.baseline, eta, alpha, t, s, d, delayed)
+        pm.Potential("loglik", loglik)
+    return model
+
+
+def _piecewise_loglik_tensor(eta, log_piece, t, s, d, cuts):  # noqa: ANN001, ANN202
+    full = pt.concatenate([pt.zeros(1), log_piece])
+    exposure = piece_exposure(t, s, cuts)
+    events_piece = np.bincount(np.searchsorted(cuts, t, side="left"), weights=d,
+                               minlength=len(cuts) + 1)
+    cum = pt.dot(pt.as_tensor(exposure), pt.exp(full))
+    return pt.dot(d, eta) + pt.dot(events_piece, full) - pt.sum(pt.exp(eta) * cum)
+
+
+def _aft_ph_loglik_tensor(baseline, eta, alpha, t, s, d, delayed):  # noqa: ANN001, ANN202
+    log_t = np.log(t)
+    z_t = eta + alpha * log_t
+    z_s = eta[delayed] + alpha * np.log(s[delayed])
+    log_a = pt.log(alpha) - log_t
+    if baseline == "loglogistic":
+        sp = pt.softplus(z_t)
+        return (pt.sum(d * (log_a + z_t - sp)) - pt.sum(sp) + pt.sum(pt.softplus(z_s)))
+    if baseline == "lognormal":
+        return (pt.sum(d * (log_a - 0.5 * z_t**2)) - 0.5 * np.log(2 * np.pi) * d.sum()
+                + pt.sum((1 - d) * normal_lccdf(0.0, 1.0, z_t))
+                - pt.sum(normal_lccdf(0.0, 1.0, z_s)))
+    return pt.sum(d * (log_a + z_t)) - pt.sum(pt.exp(z_t)) + pt.sum(pt.exp(z_s))
+
+
+PARAMETERS = ("alpha", "beta0", "beta", "gamma", "sigma", "u", "log_piece")
+
+
+def pointwise_loglik(posterior: xr.Dataset, episodes: xr.Dataset, *,
+                     baseline: str = "weibull") -> xr.DataArray:
+    """Per-episode log-likelihood for every draw (for LOO), in months.
+
+    Computed from the posterior in numpy; it is a per-person array and is never written to
+    an output file.
+
+    Parameters
+    ----------
+    posterior : xarray.Dataset
+        Draws (chain, draw) of the model's parameters.
+    episodes : xarray.Dataset
+        The episodes the model was fitted to.
+    baseline : str
+        The fitted model's baseline (see the module docstring).
+
+    Returns
+    -------
+    xarray.DataArray
+        Dims (chain, draw, episode).
+    """
+    scale = time_scale(episodes)
+    eta = linear_predictor(posterior, episodes)
+    t = episodes["exit"] / scale
+    s = episodes["entry"] / scale
+    if baseline == "weibull":
+        ll = weibull_loglik(t, s, episodes["event"], eta, posterior["alpha"])
+    else:
+        eta = eta.transpose("chain", "draw", "episode")
+        flat = eta.to_numpy().reshape(-1, eta.sizes["episode"])
+        values = baseline_loglik(baseline, t.to_numpy(), s.to_numpy(),
+                                 episodes["event"].to_numpy().astype(float), flat,
+                                 **shape_draws(posterior, baseline, episodes))
+        ll = eta.copy(data=values.reshape(eta.shape))
+    # the Jacobian of the time rescaling turns the density in t* into a density in months
+    return (ll - episodes["event"] * np.log(scale)).transpose("chain", "draw", "episode")
+
+
+def shape_draws(posterior: xr.Dataset, baseline: str,
+                 episodes: xr.Dataset) -> dict[str, np.ndarray]:
+    """Shape parameters per draw, (draws, 1) or (draws, pieces), as numpy keyword arguments."""
+    if baseline == "piecewise_exponential":
+        lp = posterior["log_piece"].transpose("chain", "draw", "piece").to_numpy()
+        return {"log_piece": lp.reshape(-1, lp.shape[-1]), "cuts": piece_cuts(episodes)}
+    if baseline == "exponential":
+        return {"alpha": np.ones((posterior.sizes["chain"] * posterior.sizes["draw"], 1))}
+    return {"alpha": posterior["alpha"].transpose("chain", "draw").to_numpy().reshape(-1, 1)}
+
+
+def linear_predictor(posterior: xr.Dataset, episodes: xr.Dataset,
+                     *, with_effect: bool = True) -> xr.DataArray:
+    """eta_i per draw (the posterior's sample dims, then episode) on the model's time scale.
+
+    Coefficients are matched to the episodes by coordinate label (covariate, municipal
+    covariate, municipality), then multiplied as numpy arrays: xarray aligning the episode
+    index in every sum took 13-18 ms per call against 6-8 ms (the 72 municipalities of the
+    survival table of dk-1999-2005, 200 draws each; about 0.6 s of every fit, measured).
+    """
+    sample_dims = posterior["beta0"].dims
+
+    def draws(name: str, dim: str) -> np.ndarray:
+        values = posterior[name]
+        if not np.array_equal(values[dim].to_numpy(), episodes[dim].to_numpy()):
+            values = values.sel({dim: episodes[dim].to_numpy()})
+        return values.transpose(*sample_dims, dim).to_numpy()
+
+    beta, gamma = draws("beta", "covariate"), draws("gamma", "municipal_covariate")
+    mu = gamma @ episodes["z"].to_numpy().T  # sample..., municipality
+    if with_effect:
+        mu = mu + draws("u", "municipality")
+    eta = (posterior["beta0"].to_numpy()[..., None] + beta @ episodes["x"].to_numpy().T
+           + np.take(mu, as_codes(episodes), axis=-1))
+    coords = dict(posterior["beta0"].coords)
+    if "episode" in episodes.coords:
+        coords["episode"] = episodes["episode"]
+    return xr.DataArray(eta, dims=(*sample_dims, "episode"), coords=coords)

@@ -1,0 +1,131 @@
+"""Model checking (issue 9): alternative effects, LOO table, rank and prior sensitivity, ppc."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from scipy import integrate, stats
+
+from conftest import fake_posterior
+from munirank.checking import alternatives as checks
+from munirank.checking import predictive
+from munirank.input.spec import BASELINES
+from munirank.model.build import pointwise_loglik, survival_link
+from munirank.posterior.effects import (
+    duration_effects,
+    duration_effects_quadrature,
+    rmst_nodes,
+    rmst_table,
+)
+
+
+def test_quadrature_effects_match_weibull_closed_form(tiny_episodes, tiny_posterior):
+    exact = duration_effects(tiny_posterior, tiny_episodes)
+    quad = duration_effects_quadrature(tiny_posterior, tiny_episodes, baseline="weibull")
+    for name in ("observed_months", "expected_months", "effect_months"):
+        np.testing.assert_allclose(quad[name], exact[name], atol=0.01)
+
+
+@pytest.mark.parametrize("baseline", ["loglogistic", "lognormal"])
+@pytest.mark.parametrize("alpha", [0.6, 1.5])
+def test_rmst_table_matches_adaptive_quadrature(baseline, alpha):
+    horizon = 48.0
+    nodes, weights = rmst_nodes(horizon, (6.0, 12.0))
+    eta = np.array([-3.0, -0.5, 0.0, 1.5])
+    table = rmst_table(baseline, alpha * np.log(nodes / horizon), weights, eta)
+    exact = [integrate.quad(lambda t, e=e: survival_link(baseline, e + alpha * np.log(t / horizon)),
+                            0, horizon, limit=200)[0] for e in eta]
+    np.testing.assert_allclose(table, exact, rtol=1e-5)
+
+
+def test_lognormal_rmst_matches_closed_form():
+    """E[min(T, tau)] of a log-normal: exp(mu + s^2/2) Phi((log tau - mu - s^2)/s) + tau S(tau)."""
+    nodes, weights = rmst_nodes(48.0)
+    alpha, eta = 1.2, np.array([-1.0, 0.4])
+    mu, s = np.log(48.0) - eta / alpha, 1 / alpha  # log T in months
+    closed = (np.exp(mu + s**2 / 2) * stats.norm.cdf((np.log(48) - mu - s**2) / s)
+              + 48 * stats.norm.sf((np.log(48) - mu) / s))
+    table = rmst_table("lognormal", alpha * np.log(nodes / 48.0), weights, eta)
+    np.testing.assert_allclose(table, closed, rtol=1e-5)
+
+
+def test_variants_change_one_thing_each(tiny_spec):
+    names = [v.name for v in checks.variants(tiny_spec, has_municipal=True)]
+    assert names[0] == "weibull"
+    assert set(BASELINES) <= set(names)
+    assert {"weibull_student_t", "weibull_no_municipal"} <= set(names)
+    picked = checks.variants(tiny_spec, has_municipal=False, names=("lognormal",))
+    assert [v.name for v in picked] == ["weibull", "lognormal"]
+
+
+def test_rank_sensitivity_finds_the_largest_change():
+    idx = pd.Index(["A", "B", "C", "D"], name="municipality")
+    chosen = pd.DataFrame({"rank_mean": [1.0, 2, 3, 4], "p_top2": [0.9, 0.8, 0.2, 0.1]}, idx)
+    other = pd.DataFrame({"rank_mean": [2.0, 1, 3, 4], "p_top2": [0.85, 0.9, 0.6, 0.0]}, idx)
+    out = checks.rank_sensitivity(chosen, {"alt": other}, top_k=2).iloc[0]
+    assert out["municipality"] == "C"
+    assert out["max_abs_change_p_top2"] == pytest.approx(0.4)
+    assert out["spearman_rank_mean"] == pytest.approx(0.8)
+    assert out["top2_overlap"] == 2
+
+
+@pytest.mark.parametrize("baseline", ["weibull", "loglogistic"])
+def test_completion_table_blanks_small_cells(tiny_episodes, tiny_posterior, baseline):
+    table = predictive.completion_table(tiny_posterior, tiny_episodes, baseline=baseline,
+                                        min_cell=50)
+    assert list(table.columns) == predictive.COMPLETION_COLUMNS
+    assert table["group"].iloc[0] == predictive.NATIONAL
+    assert len(table) == 3 * (tiny_episodes.sizes["municipality"] + 1)
+    small = table["at_risk"].isna()
+    assert small.any() and table.loc[small, ["observed", "consistent"]].isna().all().all()
+    assert ((table["pred_lo"] <= table["pred_mean"]) & (table["pred_mean"] <= table["pred_hi"])
+            ).all()
+    summary = predictive.completion_summary(table)
+    assert set(summary) == {"12", "24", "48"}
+
+
+def test_prior_sensitivity_on_synthetic_draws(tiny_episodes, tiny_spec):
+    rng = np.random.default_rng(2)
+    post = fake_posterior(tiny_episodes, draws=200, seed=3)
+    post["sigma"] = post["sigma"] + 0.05 * np.abs(rng.normal(size=post["sigma"].shape))
+    loglik = pointwise_loglik(post, tiny_episodes)
+    tree = xr.DataTree.from_dict({"posterior": post,
+                                  "log_likelihood": xr.Dataset({"loglik": loglik})})
+    out = checks.prior_sensitivity(tree, tiny_spec.model, tiny_episodes)
+    assert {"alpha", "sigma"} <= set(out)
+    assert any(k.startswith("beta[") for k in out)
+    assert all(np.isfinite(v["prior"]) and v["likelihood"] >= 0 for v in out.values())
+
+
+def test_check_on_tiny_writes_loo_table_without_person_data(tiny_dir, tiny_spec, tmp_path):
+    """One short real run (two models, few draws): the table's shape and disclosure."""
+    spec = tiny_spec.with_sampling(draws=150, tune=150, chains=2)
+    result = checks.run_checks(tiny_dir / "spells.csv", spec=spec, out=tmp_path / "check",
+                               models=("loglogistic",))
+    loo = pd.read_csv(tmp_path / "check" / "loo.csv")
+    assert list(loo.columns) == checks.LOO_COLUMNS
+    assert sorted(loo["model"]) == ["loglogistic", "weibull"]
+    # best model first, with elpd_diff 0; the others are below it (arviz-stats' sign)
+    assert loo["elpd_diff"].iloc[0] == 0 and (loo["elpd_diff"] <= 0).all()
+    assert loo["weight"].sum() == pytest.approx(1, abs=1e-6)
+    assert (loo["n_pareto_k_gt_0_7"] >= 0).all()
+    sens = pd.read_csv(tmp_path / "check" / "rank_sensitivity.csv")
+    assert sens["model"].tolist() == ["loglogistic"] and -1 <= sens["spearman_rank_mean"][0] <= 1
+    check = json.loads((tmp_path / "check" / "check.json").read_text())
+    assert "alpha" in check["prior_sensitivity"] and check["chosen_model"] == "weibull"
+    n_ep = result["check"]["n_episodes"]
+    for f in (tmp_path / "check").iterdir():  # aggregates only: no file has a row per episode
+        if f.suffix == ".csv":
+            assert len(pd.read_csv(f)) < n_ep
+
+
+@pytest.mark.slow
+def test_check_all_alternatives_on_tiny(tiny_dir, tiny_spec, tmp_path):
+    spec = tiny_spec.with_sampling(draws=300, tune=300, chains=2)
+    result = checks.run_checks(tiny_dir / "spells.csv", spec=spec, out=tmp_path / "check")
+    assert len(result["loo"]) == len(BASELINES) + 2
+    assert result["loo"]["converged"].dtype == bool
