@@ -58,9 +58,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
     out = simulate(args.preset, seed=args.seed, out=args.out, effect_sd=args.effect_sd,
                    effect_dist=args.effect_dist, baseline=args.baseline, scale=args.scale,
-                   overwrite=args.overwrite)
+                   overwrite=args.overwrite, register_form=args.register_form)
+    extra = ", persons.csv, residence.csv, crosswalk.csv" if args.register_form else ""
     print(f"simulated {args.preset} (seed {args.seed}) -> {out}/spells.csv, municipal.csv, "
-          "truth.csv, spec.toml")
+          f"truth.csv{extra}, spec.toml")
     if args.check:
         from munirank.simulation.calibration import check_command
 
@@ -139,8 +140,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=float, help="multiply the number of spells")
     p.add_argument("--check", action="store_true",
                    help="print simulated vs published national figures")
+    p.add_argument("--register-form", action="store_true",
+                   help="also write the register form: persons.csv, residence.csv (dates) and "
+                   "a simulated crosswalk.csv, for `munirank episodes`")
     _add_overwrite(p)
     p.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser("episodes", help="episodes from register extracts with dates "
+                       "(person table and residence history)")
+    p.add_argument("persons", type=Path, help="person table: id, arrival, event and end dates, "
+                   "covariates (.csv, .parquet, .dta, .sas7bdat, .xpt)")
+    p.add_argument("residence", type=Path,
+                   help="residence history: id, municipality, from date, to date")
+    p.add_argument("--spec", required=True, type=Path,
+                   help="SPEC.toml with a [registers] section naming the columns")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    _add_overwrite(p)
+    p.set_defaults(func=_delegate("input.extracts", "episodes_command"))
 
     p = sub.add_parser("fit", help="fit the Bayesian model and rank municipalities")
     _add_data_spec_out(p)
