@@ -146,7 +146,7 @@ _LABELS = {"in": "in", "with_episodes": "with episodes", "out": "episodes out",
            "dropped_no_residence_in_follow_up": "dropped: no residence during follow-up",
            "of_other_persons": "of persons not in the person table", "empty": "from = to",
            "merged": "merged into the period before (same municipality, back to back)",
-           "read_as_successor": "in a code a reform merged away, read as its successor",
+           "read_as_successor": "dated after a reform merged their code away",
            "counted": "counted (in the municipality lived in on the event date)",
            "outside_residence": "not counted: no residence on the event date",
            "on_arrival_date": "not counted: on the arrival date",
@@ -171,12 +171,14 @@ def summary_text(summary: dict[str, Any]) -> str:
         lines.append(section.replace("_", " ") + ":")
         for key, value in summary[section].items():
             if key == "censored":
-                lines += [f"  censored: {reason:<40} {show(n):>12}" for reason, n in value.items()]
+                lines += [f"  {'censored: ' + reason:<60} {show(n):>12}"
+                          for reason, n in value.items()]
             elif value is not None or key != "before_year_split":
-                lines.append(f"  {_LABELS.get(key, key.replace('_', ' ')):<50} {show(value):>12}")
-    lines.append(f"periods starting before arrival (clipped) "
-                 f"{show(summary['periods_clipped_at_arrival'])}")
-    lines.append(f"person-time ({summary['time_unit']}) {summary['person_time']:,.1f}")
+                lines.append(f"  {_LABELS.get(key, key.replace('_', ' ')):<60} {show(value):>12}")
+    lines += ["", f"{'periods starting before arrival (clipped at arrival)':<62} "
+              f"{show(summary['periods_clipped_at_arrival']):>12}",
+              f"{'person-time (' + summary['time_unit'] + ')':<62} "
+              f"{summary['person_time']:>12,.1f}"]
     return "\n".join(lines) + "\n"
 
 
