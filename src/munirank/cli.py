@@ -256,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="speed and scale benchmarks")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--cases", help="comma-separated cases (default all: nutpie, pymc, "
-                   "nutpie-cold, frequentist, laplace, scale-nuts, scale-laplace)")
+                   "nutpie-cold, frequentist, laplace, scale-nuts, scale-laplace, episodes)")
     p.add_argument("--repeats", type=int, default=3,
                    help="alternating runs of nutpie and pymc; ratios are medians (default 3)")
     p.add_argument("--seed", type=int, default=1, help="seed of the registers and fits")
@@ -265,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale-municipalities", type=int, default=400,
                    help="municipalities of the scale runs (default 400)")
     p.add_argument("--draws", type=int, help="draws per chain of every fit (default 1000)")
+    p.add_argument("--episodes-persons", type=int, default=1_000_000,
+                   help="persons in the register extracts of the episodes case "
+                   "(default 1,000,000)")
     _add_overwrite(p)
     p.set_defaults(func=_delegate("studies.bench", "bench_command"))
     return parser

@@ -58,14 +58,6 @@ def require_columns(df: pd.DataFrame, names: list[str], file: str, where: str) -
                              f"are set in the spec's {where})", file=file, column=c)
 
 
-def _blank(values: pd.Series) -> np.ndarray:
-    blank = values.isna().to_numpy()
-    if values.dtype == object or pd.api.types.is_string_dtype(values.dtype):
-        text = values[~blank].astype(str).str.strip() == ""
-        blank[np.flatnonzero(~blank)[text.to_numpy()]] = True
-    return blank
-
-
 def parse_dates(values: pd.Series, *, file: str, column: str, required: bool) -> np.ndarray:
     """Dates as int64 nanoseconds since 1970 (:data:`NAT` where blank).
 
@@ -105,24 +97,24 @@ def parse_dates(values: pd.Series, *, file: str, column: str, required: bool) ->
 
 
 def _parse_text(values: pd.Series, file: str, column: str) -> tuple[np.ndarray, np.ndarray]:
-    blank = _blank(values)
-    if pd.api.types.is_numeric_dtype(values.dtype) and not blank.all():
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    if pd.api.types.is_numeric_dtype(uniques.dtype) and len(uniques):
         raise InputError(
-            f"dates must be dates (YYYY-MM-DD), not numbers (e.g. {values[~blank].iloc[0]!r}; a "
-            "Stata or SAS date needs a date format)", file=file, column=column,
-            rows=file_rows(~blank))
-    codes, uniques = pd.factorize(values.where(~blank), use_na_sentinel=True)
-    parsed = pd.to_datetime(pd.Series(uniques, dtype=object), format="ISO8601",
-                            errors="coerce")
+            f"dates must be dates (YYYY-MM-DD), not numbers (e.g. {uniques[0]!r}; a Stata or "
+            "SAS date needs a date format)", file=file, column=column, rows=file_rows(codes >= 0))
+    text = pd.Series(uniques, dtype=object)
+    is_text = text.map(type).eq(str).to_numpy()
+    text[is_text] = text[is_text].str.strip()
+    blank_unique = (text == "").to_numpy()
+    parsed = pd.to_datetime(text.where(~blank_unique), format="ISO8601", errors="coerce")
     unique_ns = parsed.to_numpy("datetime64[ns]").view(np.int64)
-    bad_unique = np.flatnonzero(unique_ns == NAT)
+    bad_unique = np.flatnonzero((unique_ns == NAT) & ~blank_unique)
     if len(bad_unique):
-        bad = np.isin(codes, bad_unique)
         raise InputError(f"date does not parse (e.g. {uniques[bad_unique[0]]!r}): write dates "
-                         "as YYYY-MM-DD", file=file, column=column, rows=file_rows(bad))
-    ns = np.where(codes < 0, NAT, unique_ns[np.maximum(codes, 0)]) if len(unique_ns) else \
-        np.full(len(values), NAT)
-    return ns, codes < 0
+                         "as YYYY-MM-DD", file=file, column=column,
+                         rows=file_rows(np.isin(codes, bad_unique)))
+    ns = np.append(unique_ns, NAT)[codes]  # code -1 (a blank) reads the last: NaT
+    return ns, ns == NAT
 
 
 def as_text_codes(values: pd.Series, *, file: str, column: str) -> np.ndarray:
