@@ -31,7 +31,7 @@ def test_episodes_on_the_register_form_give_back_the_simulated_episodes(preset, 
     np.testing.assert_allclose(got["start"], want["start"], rtol=0, atol=1e-9)
     np.testing.assert_allclose(got["stop"], want["stop"], rtol=0, atol=1e-9)
     covariates = [c for c in want.columns if c not in (*EPISODE, "outcome")]
-    pd.testing.assert_frame_equal(got[covariates], want[covariates])
+    pd.testing.assert_frame_equal(got[covariates], want[covariates], check_dtype=False)
     crosswalk = pd.read_csv(sim / "crosswalk.csv")  # old municipalities, the new one beside
     new = dict(zip(crosswalk["old"], crosswalk["new"], strict=True))
     assert (got["municipality_new"] == got["municipality"].map(new)).all()
