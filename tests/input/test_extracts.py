@@ -214,3 +214,18 @@ def test_episodes_keeps_a_users_files_and_never_writes_over_its_input(registers,
     args = _args(registers, tmp_path / "unused")[:-2]
     assert_keeps_a_users_files(args, tmp_path / "user", "spells.csv")
     assert run([*args, "--out", str(registers), "--overwrite"]) == 2
+
+
+def test_the_readme_worked_example_is_what_episodes_writes(tmp_path):
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).parents[2]
+    readme = (root / "README.md").read_text()
+    blocks = dict(re.findall(r"<!-- example: (\S+) -->\n```text\n(.*?)```", readme, re.S))
+    example = root / "docs" / "examples" / "registers"
+    for name in ("persons.csv", "residence.csv"):
+        assert blocks[name] == (example / name).read_text(), name
+    assert run(["episodes", str(example / "persons.csv"), str(example / "residence.csv"),
+                "--spec", str(example / "spec.toml"), "--out", str(tmp_path / "ud")]) == 0
+    assert blocks["spells.csv"] == (tmp_path / "ud" / "spells.csv").read_text()
