@@ -169,6 +169,8 @@ BAD_INPUT = {
                              "indrejsedato", "rows 2", "missing values"),
     "missing column": ("ophold.csv", lambda t: t.drop(columns="til", inplace=True),
                        "ophold.csv", "til", "", "required column is missing"),
+    "municipal value missing": ("kommuner.csv", _set(1, "ledighed", ""), "kommuner.csv",
+                                "ledighed", "rows 2", "missing values"),
     "crosswalk with two municipalities on one date": (
         "reform.csv", _append({"gl_kode": "A", "ny_kode": "N2", "dato": "2001-06-01"}),
         "reform.csv", "gl_kode", "rows 1, 4", "maps to 2 municipalities"),

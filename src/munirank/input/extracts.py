@@ -65,6 +65,10 @@ def build(persons: str | Path, residence: str | Path, spec: Spec,
           ) -> tuple[RegisterEpisodes, pd.DataFrame | None]:
     """Read the inputs and build the episodes; the municipal rows to copy (or None)."""
     r, d = spec.registers, spec.data
+    if d.municipal_year is not None and not r.split_years:
+        raise InputError("a municipal table keyed by year needs episodes split at calendar "
+                         "years: set [registers] split_years = true",
+                         column="data.municipal_year")
     crosswalk = read_crosswalk(spec)
     municipal, municipal_file = _municipal(spec)
     p = read_table(persons, encoding=d.encoding, str_columns=())
@@ -76,18 +80,13 @@ def build(persons: str | Path, residence: str | Path, spec: Spec,
         return result, None
     ep = result.episodes
     if d.municipal_year is not None:
-        needed = ep[[d.group, "year"]].drop_duplicates() if "year" in ep else None
-        if needed is None:
-            raise InputError("a municipal table keyed by year needs episodes split at calendar "
-                             "years: set [registers] split_years = true",
-                             column="data.municipal_year")
+        needed = ep[[d.group, "year"]].drop_duplicates()
         validate.check_municipal_years(municipal, needed, spec, file=municipal_file)
         return result, None
-    rows = municipal[municipal[d.group].isin(pd.unique(ep[d.group]))]
-    if spec.covariates.municipal:  # the checks fit makes, before anything is written
-        validate.validate_municipal(rows, spec, sorted(pd.unique(ep[d.group])),
+    if spec.covariates.municipal:  # fit's checks, with the file's row numbers, before writing
+        validate.validate_municipal(municipal, spec, sorted(set(known or [])),
                                     file=municipal_file)
-    return result, rows
+    return result, municipal[municipal[d.group].isin(pd.unique(ep[d.group]))]
 
 
 def fit_spec(spec: Spec, *, entry: str, municipal_copied: bool) -> dict[str, Any]:
