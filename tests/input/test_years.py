@@ -44,8 +44,9 @@ def test_register_episodes_split_at_years_mark_the_pieces():
     whole = register_episodes(PERSONS, RESIDENCE, spec()).episodes
     r = register_episodes(PERSONS, RESIDENCE, spec(split_years=True))
     ep = r.episodes
-    assert list(ep.columns)[:7] == ["pnr", "kommune", "indgang", "udgang", "haendelse",
-                                    "exit_reason", "year"]
+    assert list(ep.columns)[:8] == ["pnr", "kommune", "indgang", "udgang", "haendelse",
+                                    "exit_reason", "episode", "year"]
+    assert ep["episode"].tolist() == list(range(1, len(whole) + 1))
     limit = ep[ep["pnr"] == "limit"]  # 2001-01-01 to day 365 = 2002-01-01: one piece
     assert limit[["udgang", "year", "exit_reason"]].values.tolist() == [[365, 2001, "follow_up"]]
     before = ep[ep["pnr"] == "before"]  # the arrival year only
@@ -73,6 +74,7 @@ def test_splitting_is_exact(preset, unit):
     assert len(again) > 1.5 * len(ep)
     np.testing.assert_array_equal(again["stop"], split["stop"])  # both ways agree exactly
     np.testing.assert_array_equal(again["year"], split["year"])
+    np.testing.assert_array_equal(again["episode"] + 1, split["episode"])  # pieces -> episode
     exposure = (again["stop"] - again["start"]).groupby(piece).sum().to_numpy()
     np.testing.assert_allclose(exposure, ep["stop"] - ep["start"], rtol=1e-12)
     assert again["event"].sum() == ep["event"].sum() == split["event"].sum()

@@ -45,7 +45,8 @@ Exit reasons (``exit_reason``): ``event``; ``end:<column>`` (the end column that
 observation; ``end:end_of_data`` for ``end_of_data``); ``follow_up`` (the limit); otherwise
 the period ended before X_i: ``move`` (the next period starts on its to date), ``gap`` (it
 starts later, before X_i) or ``residence_ends`` (no further period before X_i); with
-``split_years``, ``year_end`` on every piece but an episode's last.
+``split_years``, ``year_end`` on every piece but an episode's last, and the pieces carry
+``episode``, the number (1, 2, ...) of the episode they come from.
 
 Dropped persons: ``no_time_at_risk`` (X_i = 0: event or end on the arrival date),
 ``no_residence`` (no residence rows), ``no_residence_in_follow_up`` (rows, none in (0, X_i]).
@@ -272,6 +273,7 @@ def output_columns(spec: Spec) -> dict[str, str]:
     if d.crosswalk is not None and d.crosswalk_level == "old":
         out["group_new"] = f"{d.group}_new"
     if spec.registers.split_years:
+        out["episode"] = "episode"  # the unsplit episode each piece belongs to
         out["year"] = "year"
     return out
 

@@ -90,7 +90,9 @@ def split_years(episodes: pd.DataFrame, arrival: np.ndarray, spec: Spec, *,
     out[columns["event"]] = np.where(last, out[columns["event"]].to_numpy(), 0).astype(np.int8)
     reason = out["exit_reason"].cat.add_categories([YEAR_END])
     out["exit_reason"] = reason.where(last, YEAR_END)
-    out.insert(out.columns.get_loc(columns["exit_reason"]) + 1, columns["year"], year)
+    where = out.columns.get_loc(columns["exit_reason"]) + 1
+    out.insert(where, columns["year"], year)
+    out.insert(where, columns["episode"], row + 1)
     return out, row
 
 
