@@ -58,9 +58,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
     out = simulate(args.preset, seed=args.seed, out=args.out, effect_sd=args.effect_sd,
                    effect_dist=args.effect_dist, baseline=args.baseline, scale=args.scale,
-                   overwrite=args.overwrite)
+                   overwrite=args.overwrite, register_form=args.register_form)
+    extra = ", persons.csv, residence.csv, crosswalk.csv" if args.register_form else ""
     print(f"simulated {args.preset} (seed {args.seed}) -> {out}/spells.csv, municipal.csv, "
-          "truth.csv, spec.toml")
+          f"truth.csv{extra}, spec.toml")
     if args.check:
         from munirank.simulation.calibration import check_command
 
@@ -139,8 +140,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=float, help="multiply the number of spells")
     p.add_argument("--check", action="store_true",
                    help="print simulated vs published national figures")
+    p.add_argument("--register-form", action="store_true",
+                   help="also write the register form: persons.csv, residence.csv (dates) and "
+                   "a simulated crosswalk.csv, for `munirank episodes`")
     _add_overwrite(p)
     p.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser("episodes", help="episodes from register extracts with dates "
+                       "(person table and residence history)")
+    p.add_argument("persons", type=Path, help="person table: id, arrival, event and end dates, "
+                   "covariates (.csv, .parquet, .dta, .sas7bdat, .xpt)")
+    p.add_argument("residence", type=Path,
+                   help="residence history: id, municipality, from date, to date")
+    p.add_argument("--spec", required=True, type=Path,
+                   help="SPEC.toml with a [registers] section naming the columns")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    _add_overwrite(p)
+    p.set_defaults(func=_delegate("input.extracts", "episodes_command"))
 
     p = sub.add_parser("fit", help="fit the Bayesian model and rank municipalities")
     _add_data_spec_out(p)
@@ -240,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="speed and scale benchmarks")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--cases", help="comma-separated cases (default all: nutpie, pymc, "
-                   "nutpie-cold, frequentist, laplace, scale-nuts, scale-laplace)")
+                   "nutpie-cold, frequentist, laplace, scale-nuts, scale-laplace, episodes)")
     p.add_argument("--repeats", type=int, default=3,
                    help="alternating runs of nutpie and pymc; ratios are medians (default 3)")
     p.add_argument("--seed", type=int, default=1, help="seed of the registers and fits")
@@ -249,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale-municipalities", type=int, default=400,
                    help="municipalities of the scale runs (default 400)")
     p.add_argument("--draws", type=int, help="draws per chain of every fit (default 1000)")
+    p.add_argument("--episodes-persons", type=int, default=1_000_000,
+                   help="persons in the register extracts of the episodes case "
+                   "(default 1,000,000)")
     _add_overwrite(p)
     p.set_defaults(func=_delegate("studies.bench", "bench_command"))
     return parser

@@ -150,6 +150,10 @@ def load_episodes(data_path: str | Path, spec: Spec) -> xr.Dataset:
         On any problem with the files.
     """
     file = str(data_path)
+    if spec.data.municipal_year is not None:
+        raise InputError("a municipal table keyed by year ([data] municipal_year) is read by "
+                         "`munirank episodes`, not yet by the model: leave municipal_year out "
+                         "and give one row per municipality", column="data.municipal_year")
     raw = read_table(data_path, encoding=spec.data.encoding, str_columns=(spec.data.group,))
     spells = validate.validate_spells(raw, spec, file=file)
     municipal = None

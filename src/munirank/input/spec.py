@@ -2,13 +2,16 @@
 
 A spec says which columns hold what (``[data]``), which covariates enter the model
 (``[covariates]``), the horizon of the duration effect (``[outcome]``), the model and its
-priors (``[model]``), how to sample (``[sampling]``) and how to rank (``[ranking]``).
-Paths in the spec are relative to the spec file.
+priors (``[model]``), how to sample (``[sampling]``) and how to rank (``[ranking]``);
+``[registers]`` says how ``munirank episodes`` builds the episode table from register
+extracts with dates (``fit`` does not read it). Paths in the spec are relative to the spec
+file.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -51,6 +54,10 @@ PARAMETRISATIONS = ("auto", "non_centred", "centred")
 the municipalities whose events carry more information than the prior's typical spread of
 effects and leaves the others non-centred (:func:`munirank.model.build.centred_municipalities`)."""
 BASELINES = ("weibull", "exponential", "loglogistic", "lognormal", "piecewise_exponential")
+CROSSWALK_LEVELS = ("new", "old")
+"""Units ``munirank episodes`` reports episodes on when a crosswalk is given: the municipalities
+after the reforms (``new``), or those the registers recorded (``old``, with the new code of
+each episode in an extra column)."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,13 @@ class DataSpec:
     time_unit: str = "months"
     municipal_table: str | None = None
     encoding: str = "utf-8"
+    # the municipal table keyed by municipality and calendar year (the year column's name);
+    # the episode table then has a ``year`` column (``[registers] split_years``)
+    municipal_year: str | None = None
+    # municipal reforms: a CSV of (old code, new code, reform date), read by ``episodes``
+    crosswalk: str | None = None
+    crosswalk_columns: tuple[str, ...] = ("old", "new", "date")
+    crosswalk_level: str = "new"  # one of CROSSWALK_LEVELS
 
 
 @dataclass(frozen=True)
@@ -150,6 +164,30 @@ class DisclosureSpec:
 
 
 @dataclass(frozen=True)
+class RegistersSpec:
+    """Register extracts with dates: the user's columns and the rules of ``munirank episodes``.
+
+    The person table has ``id``, ``arrival`` (time zero), ``event_date`` (blank = no event),
+    the ``end_dates`` (emigration, death, end of data; the earliest ends observation) and the
+    covariates; the residence history has ``id``, ``municipality``, ``from_date`` and
+    ``to_date`` (blank = still living there). See :mod:`munirank.input.registers`.
+    """
+
+    id: str = "person_id"
+    arrival: str = "arrival"
+    event_date: str = "event_date"
+    end_dates: tuple[str, ...] = ()
+    end_of_data: str | None = None   # one date (YYYY-MM-DD) ending everyone's observation
+    municipality: str = "municipality"
+    from_date: str = "from"
+    to_date: str = "to"
+    to_inclusive: bool = False       # to dates are the last day lived there
+    follow_up_months: float | None = None  # censor follow-up here (not [outcome]'s horizon)
+    split_years: bool = False        # one episode per calendar year (column ``year``)
+    covariates: tuple[str, ...] | None = None  # person columns carried; None = all others
+
+
+@dataclass(frozen=True)
 class Spec:
     """A whole analysis specification."""
 
@@ -160,6 +198,7 @@ class Spec:
     sampling: SamplingSpec = field(default_factory=SamplingSpec)
     ranking: RankingSpec = field(default_factory=RankingSpec)
     disclosure: DisclosureSpec = field(default_factory=DisclosureSpec)
+    registers: RegistersSpec = field(default_factory=RegistersSpec)
     base_dir: Path = field(default=Path("."), compare=False)
 
     def resolve(self, path: str | None) -> Path | None:
@@ -183,6 +222,7 @@ _SECTIONS = {
     "sampling": SamplingSpec,
     "ranking": RankingSpec,
     "disclosure": DisclosureSpec,
+    "registers": RegistersSpec,
 }
 
 
@@ -202,6 +242,8 @@ def _build(cls: type, values: dict[str, Any], where: str, file: str) -> Any:
             kwargs[key] = _build(PriorSpec, value, "model.priors", file)
         elif isinstance(value, list):
             kwargs[key] = tuple(str(v) for v in value)
+        elif isinstance(value, datetime.date):  # a TOML date: kept as written
+            kwargs[key] = value.isoformat()
         else:
             kwargs[key] = value
     try:
@@ -277,6 +319,16 @@ def check_spec(spec: Spec, *, file: str = "spec") -> None:
          "covariates.categorical", "must be a subset of covariates.individual"),
         (not (spec.covariates.municipal and spec.data.municipal_table is None),
          "covariates.municipal", "needs data.municipal_table"),
+        (spec.data.crosswalk_level in CROSSWALK_LEVELS, "data.crosswalk_level",
+         f"must be one of {CROSSWALK_LEVELS}"),
+        (len(spec.data.crosswalk_columns) == 3, "data.crosswalk_columns",
+         "must name three columns: the old code, the new code and the reform date"),
+        (spec.registers.follow_up_months is None or spec.registers.follow_up_months > 0,
+         "registers.follow_up_months", "must be positive"),
+        (isinstance(spec.registers.to_inclusive, bool), "registers.to_inclusive",
+         "must be true or false"),
+        (isinstance(spec.registers.split_years, bool), "registers.split_years",
+         "must be true or false"),
     ]
     for ok, key, message in checks:
         if not ok:
@@ -319,6 +371,13 @@ def spec_to_dict(spec: Spec) -> dict[str, Any]:
     """Return the spec as plain TOML-ready data (paths as given, tuples as lists)."""
     out = dataclasses.asdict(spec)
     out.pop("base_dir")
+    # what only `munirank episodes` reads is left out at its defaults, so that a spec without
+    # it hashes as before it existed
+    if spec.registers == RegistersSpec():
+        out.pop("registers")
+    for key in ("crosswalk_columns", "crosswalk_level"):
+        if out["data"][key] == getattr(DataSpec(), key):
+            out["data"].pop(key)
 
     def clean(v: Any) -> Any:
         if isinstance(v, dict):

@@ -25,6 +25,7 @@ _CHECK_MESSAGES = {
     "greater_than_or_equal_to(0)": "must not be negative",
     "isin([0, 1])": "must be 0 or 1 (1 = outcome reached, 0 = censored)",
     "finite": "must be a finite number",
+    "whole years": "must be a calendar year (a whole number, e.g. 2003)",
 }
 
 
@@ -239,6 +240,70 @@ def validate_municipal(df: pd.DataFrame, spec: Spec, municipalities: Sequence[st
         if out[c].nunique() < 2:
             raise InputError("covariate is constant: drop it from the spec", file=file, column=c)
     return out
+
+
+def validate_municipal_codes(df: pd.DataFrame, spec: Spec, *, file: str) -> pd.DataFrame:
+    """The municipal table with its codes as text: the municipalities that exist.
+
+    Raises
+    ------
+    InputError
+        If the table is empty, lacks the ``[data] group`` column or has blank codes.
+    """
+    _check_columns(df, file)
+    _require(df, [spec.data.group], file)
+    _no_missing(df, [spec.data.group], file)
+    return df.assign(**{spec.data.group: as_codes(df[spec.data.group])})
+
+
+def validate_municipal_years(df: pd.DataFrame, spec: Spec, *, file: str) -> pd.DataFrame:
+    """Check a municipal table keyed by municipality and calendar year.
+
+    The year column is ``[data] municipal_year``; one row per municipality and year, a
+    finite number for each of ``[covariates] municipal``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The key columns (codes as text, years as int64) and the covariates (float).
+
+    Raises
+    ------
+    InputError
+        On missing columns or values, values that are not numbers, years that are not whole
+        numbers, or a municipality and year listed more than once.
+    """
+    _check_columns(df, file)
+    key, year = spec.data.group, str(spec.data.municipal_year)
+    names = list(spec.covariates.municipal)
+    _require(df, [key, year, *names], file)
+    _no_missing(df, [key, year, *names], file)
+    df = _numeric(df, [year, *names], file).assign(**{key: as_codes(df[key])})
+    columns = {key: pa.Column(str), year: pa.Column(float, pa.Check(
+        lambda y: np.mod(y, 1) == 0, name="whole years"))}
+    for c in names:
+        columns[c] = pa.Column(float, pa.Check(np.isfinite, name="finite"))
+    out = _run(pa.DataFrameSchema(columns, strict=False), df, file)[list(columns)]
+    dup = out.duplicated([key, year], keep=False)
+    if dup.any():
+        raise InputError("municipality and year listed more than once", file=file,
+                         column=year, rows=_rows(dup))
+    return out.astype({year: np.int64})
+
+
+def check_municipal_years(table: pd.DataFrame, needed: pd.DataFrame, spec: Spec, *,
+                          file: str) -> None:
+    """Raise if a (municipality, year) that episodes need has no row in the checked table."""
+    key, year = spec.data.group, str(spec.data.municipal_year)
+    have = pd.MultiIndex.from_frame(table[[key, year]])
+    want = pd.MultiIndex.from_arrays([needed.iloc[:, 0].astype(str),
+                                      needed.iloc[:, 1].astype(np.int64)])
+    missing = want[~want.isin(have)]
+    if len(missing):
+        shown = ", ".join(f"{m} {y}" for m, y in missing[:3])
+        raise InputError(f"no row for municipality and year {shown}"
+                         f"{' and more' if len(missing) > 3 else ''}: episodes fall in those "
+                         "years; add one row for each", file=file, column=year)
 
 
 def check_design(matrix: np.ndarray, names: Sequence[str], *, file: str) -> None:

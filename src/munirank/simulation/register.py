@@ -79,6 +79,7 @@ from munirank.simulation.presets import (
     preset,
     seed_facts,
 )
+from munirank.simulation.register_form import write_register_form
 
 __all__ = ["Baseline", "Preset", "preset", "simulate_register", "spec_for", "write_register"]
 
@@ -372,11 +373,15 @@ def spec_for(p: Preset, out_files: dict[str, str]) -> dict:
     return spec
 
 
-def write_register(name: str, seed: int, out: str | Path, **overrides: float | str) -> Path:
+def write_register(name: str, seed: int, out: str | Path, *, register_form: bool = False,
+                   **overrides: float | str) -> Path:
     """Simulate and write a register to ``out``.
 
     Files: spells.csv, municipal.csv, truth.csv and spec.toml (the contract of DESIGN.md;
-    the true covariate effects are in ``simulate_register(...)["truth_covariates"]``).
+    the true covariate effects are in ``simulate_register(...)["truth_covariates"]``); with
+    ``register_form``, also persons.csv, residence.csv and crosswalk.csv, and a
+    ``[registers]`` section in spec.toml that ``munirank episodes`` reads
+    (:mod:`munirank.simulation.register_form`).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -385,12 +390,18 @@ def write_register(name: str, seed: int, out: str | Path, **overrides: float | s
     for key, fname in files.items():
         tables[key].to_csv(out / fname, index=False)
     p = replace(preset(name), **overrides)
-    (out / "spec.toml").write_text(tomli_w.dumps(spec_for(p, files)))
+    spec = spec_for(p, files)
+    if register_form:
+        extra = write_register_form(tables["spells"], tables["municipal"]["municipality"].tolist(),
+                                    time_unit=p.time_unit, seed=seed, out=out)
+        spec["data"] |= extra["data"]
+        spec["registers"] = extra["registers"]
+    (out / "spec.toml").write_text(tomli_w.dumps(spec))
     return out
 
 
 def simulate(preset: str, *, seed: int = 1, out: str | Path, overwrite: bool = False,
-             **options: Any) -> Path:
+             register_form: bool = False, **options: Any) -> Path:
     """Simulate a register with known truth (``munirank simulate``).
 
     Parameters
@@ -404,6 +415,9 @@ def simulate(preset: str, *, seed: int = 1, out: str | Path, overwrite: bool = F
         :mod:`munirank.output.destinations` for what may be replaced).
     overwrite : bool
         Write into a folder that holds files munirank did not write (they are kept).
+    register_form : bool
+        Also write the register form: persons.csv, residence.csv (dates) and a simulated
+        crosswalk.csv, with a spec that ``munirank episodes`` reads.
     **options
         Preset fields to override, e.g. ``effect_sd=0.2``.
 
@@ -414,5 +428,5 @@ def simulate(preset: str, *, seed: int = 1, out: str | Path, overwrite: bool = F
     """
     options = {k: v for k, v in options.items() if v is not None}
     with atomic_folder(out, command="simulate", overwrite=overwrite) as tmp:
-        write_register(preset, seed, tmp, **options)
+        write_register(preset, seed, tmp, register_form=register_form, **options)
     return Path(out)

@@ -11,7 +11,10 @@ and its children's, e.g. PyMC's chain processes) is its own. Cases:
 - ``frequentist``: the AKF-style lifelines fixed-effects fit of ``munirank compare``;
 - ``laplace``: the Laplace approximation on ``dk-1999-2005``, scored against ``nutpie``;
 - ``scale-nuts`` / ``scale-laplace``: ``dk-1999-2005`` scaled to ``--scale-spells`` spells and
-  ``--scale-municipalities`` municipalities, NUTS and Laplace, Laplace scored against NUTS.
+  ``--scale-municipalities`` municipalities, NUTS and Laplace, Laplace scored against NUTS;
+- ``episodes``: ``munirank episodes`` on register extracts of ``--episodes-persons`` persons
+  with Poisson(1.6) moves each, CSV with text dates, reading and writing included
+  (:mod:`munirank.studies.bench_episodes`).
 
 Ratios are the figures that count (these machines are shared); bench.json records the load
 average before and after each case so that a noisy run can be recognised. Before any timed
@@ -42,7 +45,7 @@ import pandas as pd
 DK_SPELLS = 23_563
 LAPLACE_DRAWS = 250
 CASES = ("nutpie", "pymc", "nutpie-cold", "frequentist", "laplace", "scale-nuts",
-         "scale-laplace")
+         "scale-laplace", "episodes")
 PAIRED = ("nutpie", "pymc")
 """The cases run ``repeats`` times, alternating, and compared pair by pair."""
 REPEATS = 3
@@ -53,6 +56,7 @@ TARGETS = {
     "scale_nuts_peak_gib_max": 6.0,
     "scale_approx_wall_seconds_max": 120.0,
     "scale_approx_p_top10_diff_max": 0.05,
+    "episodes_wall_seconds_max": 30.0,
 }
 
 
@@ -114,7 +118,11 @@ def run_case(case: str, data: Path, out: Path, draws: int | None,
              tune: int | None = None) -> dict[str, Any]:
     """Run one case in this process (called in a fresh subprocess by :func:`bench`)."""
     load0 = os.getloadavg()[0]
-    if case == "frequentist":
+    if case == "episodes":
+        from munirank.studies import bench_episodes
+
+        figures = bench_episodes.run_case(data, out)
+    elif case == "frequentist":
         figures = _frequentist_case(data)
     else:
         options: dict[str, Any] = {"draws": draws, "tune": tune}
@@ -214,7 +222,7 @@ def _paired_runs(paired: list[str], data: Path, work: Path, draws: int | None,
 
 def bench(out: str | Path, *, cases: tuple[str, ...] = CASES, seed: int = 1,
           scale_spells: int = 1_000_000, scale_municipalities: int = 400,
-          draws: int | None = None, repeats: int = REPEATS,
+          draws: int | None = None, repeats: int = REPEATS, episodes_persons: int = 1_000_000,
           overwrite: bool = False) -> dict[str, Any]:
     """Run the benchmark cases and write ``bench.json`` and ``bench.txt`` under ``out``.
 
@@ -232,6 +240,8 @@ def bench(out: str | Path, *, cases: tuple[str, ...] = CASES, seed: int = 1,
         Draws per chain for every fit (default: the spec's, 1000).
     repeats : int
         Runs of each of :data:`PAIRED`.
+    episodes_persons : int
+        Persons in the register extracts of the ``episodes`` case.
     overwrite : bool
         Write into a folder that holds files munirank did not write (they are kept; see
         :mod:`munirank.output.destinations`). A folder of an earlier bench is reused.
@@ -247,7 +257,9 @@ def bench(out: str | Path, *, cases: tuple[str, ...] = CASES, seed: int = 1,
     destinations.prepare_folder(out, command="bench", overwrite=overwrite)
     work = out / "work"
     work.mkdir(parents=True, exist_ok=True)
-    dk = _simulate(work / "dk", seed)
+    dk = work / "dk"
+    if set(cases) - {"episodes"}:
+        _simulate(dk, seed)
     results: dict[str, dict[str, Any]] = {}
     paired = [c for c in PAIRED if c in cases]
     # laplace warms the scale-laplace case too: the compiled graphs do not depend on the size
@@ -258,7 +270,12 @@ def bench(out: str | Path, *, cases: tuple[str, ...] = CASES, seed: int = 1,
     for case in cases:
         if case in paired:
             continue
-        if case.startswith("scale"):
+        if case == "episodes":
+            from munirank.studies.bench_episodes import write_registers
+
+            data = write_registers(work / f"registers-{episodes_persons}", episodes_persons,
+                                   seed)
+        elif case.startswith("scale"):
             named = 72
             data = _simulate(work / f"scale-{scale_spells}", seed,
                              scale=scale_spells / DK_SPELLS,
@@ -266,11 +283,12 @@ def bench(out: str | Path, *, cases: tuple[str, ...] = CASES, seed: int = 1,
         else:
             data = dk
         print(f"bench: {case} ...", flush=True)
-        results[case] = _subprocess(case, data, work / f"fit-{case}", draws)
+        target = work / (case if case == "episodes" else f"fit-{case}")
+        results[case] = _subprocess(case, data, target, draws)
         print(f"bench: {case}: {_one_line(results[case])}", flush=True)
     summary = _summarise(results, work)
     report = {"machine": machine(),
-              "seed": seed, "scale_spells": scale_spells,
+              "seed": seed, "scale_spells": scale_spells, "episodes_persons": episodes_persons,
               "scale_municipalities": scale_municipalities, "cases": results, **summary,
               "targets": TARGETS}
     (out / "bench.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
@@ -395,7 +413,8 @@ def bench_command(args: argparse.Namespace) -> int:
                          file="command line", column="--cases")
     bench(args.out, cases=cases, seed=args.seed, scale_spells=args.scale_spells,
           scale_municipalities=args.scale_municipalities, draws=args.draws,
-          repeats=args.repeats, overwrite=args.overwrite)
+          repeats=args.repeats, episodes_persons=args.episodes_persons,
+          overwrite=args.overwrite)
     return 0
 
 
