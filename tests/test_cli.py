@@ -27,6 +27,14 @@ def test_usage_error_is_one_line_and_exit_2(capsys):
     assert "\n" not in err and "error" in err
 
 
+def test_unknown_preset_names_the_option_and_the_known_presets(tmp_path, capsys):
+    assert run(["simulate", "--preset", "bad", "--out", str(tmp_path / "s")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "munirank: error: option --preset: unknown preset 'bad'; known: tiny, dk-1999-2005, "
+        "no-2012-2018")
+    assert not (tmp_path / "s").exists()
+
+
 def test_missing_data_file_exit_2_nothing_written(tmp_path, tiny_dir, capsys):
     out = tmp_path / "fit"
     code = run(["fit", str(tmp_path / "nope.csv"), "--spec", str(tiny_dir / "spec.toml"),

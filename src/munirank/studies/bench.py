@@ -391,8 +391,8 @@ def bench_command(args: argparse.Namespace) -> int:
     if unknown:
         from munirank.errors import InputError
 
-        raise InputError(f"unknown case(s) {unknown}; known: {list(CASES)}",
-                         file="command line", column="--cases")
+        raise InputError(f"unknown case(s) {', '.join(map(repr, unknown))}; known: "
+                         f"{', '.join(CASES)}", option="--cases")
     bench(args.out, cases=cases, seed=args.seed, scale_spells=args.scale_spells,
           scale_municipalities=args.scale_municipalities, draws=args.draws,
           repeats=args.repeats, overwrite=args.overwrite)
