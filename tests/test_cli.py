@@ -72,3 +72,21 @@ def test_short_fit_writes_the_contract(tmp_path, tiny_dir):
         assert "episode" not in node.dataset.dims
     assert tree["posterior"].dataset["u"].dims == ("chain", "draw", "municipality")
     assert np.isfinite(tree["derived"].dataset["effect_months"]).all()
+
+
+@pytest.mark.parametrize(("key", "value", "instead"), [
+    ("method", "pathfinder", "use laplace, a nested Laplace approximation"),
+])
+def test_a_spec_asking_for_a_dropped_choice_gets_one_line(tmp_path, tiny_dir, capsys, key, value,
+                                                          instead):
+    spec = tmp_path / "spec.toml"
+    spec.write_text((tiny_dir / "spec.toml").read_text() + f'\n[sampling]\n{key} = "{value}"\n')
+    out = tmp_path / "fit"
+    code = run(["fit", str(tiny_dir / "spells.csv"), "--spec", str(spec), "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and not out.exists()
+    assert "\n" not in err and err.startswith(f"munirank: error: {spec}, column 'sampling.{key}'")
+    assert f"{value} is no longer offered" in err and instead in err
+    assert run(["fit", str(tiny_dir / "spells.csv"), "--spec", str(tiny_dir / "spec.toml"),
+                "--out", str(out), f"--{key}", value]) == 2
+    assert "invalid choice" in capsys.readouterr().err and not out.exists()

@@ -34,7 +34,9 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chains", type=int, help="number of chains (default 4)")
     p.add_argument("--seed", type=int, help="random seed (default 1)")
     p.add_argument("--sampler", choices=["nutpie", "pymc", "numpyro"], help="default nutpie")
-    p.add_argument("--method", choices=["nuts", "pathfinder", "laplace"], help="default nuts")
+    p.add_argument("--method", choices=["nuts", "laplace"],
+                   help="default nuts; laplace: a nested Laplace approximation, fast, for "
+                   "registers too large to refit often with NUTS")
     p.add_argument("--ci", type=float, dest="ci_prob", help="interval probability (default 0.9)")
     p.add_argument("--min-cell", type=int, help="smallest count shown in outputs (default 5)")
     p.add_argument("--allow-unconverged", action="store_true",

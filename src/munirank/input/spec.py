@@ -34,7 +34,14 @@ divergences):
   (docs/study/statements-2026-12-01/summary-tune300.txt).
 
 PyMC's NUTS and numpyro keep their own default, 1,000."""
-METHODS = ("nuts", "pathfinder", "laplace")
+METHODS = ("nuts", "laplace")
+DROPPED = {
+    ("sampling.method", "pathfinder"):
+        "pathfinder is no longer offered (pymc-extras, its only implementation for PyMC, "
+        "requires pymc < 6.4); use laplace, a nested Laplace approximation that gives a fast "
+        "approximate posterior for very large registers, or nuts",
+}
+"""Values munirank once offered, each with the one line that says what to use instead."""
 ADAPTATIONS = ("auto", "diag", "low_rank")
 AUTO_ADAPTATION = "diag"
 """``adaptation = "auto"`` is nutpie's diagonal mass matrix, at every size.
@@ -257,9 +264,6 @@ def check_spec(spec: Spec, *, file: str = "spec") -> None:
         (spec.sampling.method in METHODS, "sampling.method", f"must be one of {METHODS}"),
         (spec.sampling.adaptation in ADAPTATIONS, "sampling.adaptation",
          f"must be one of {ADAPTATIONS}"),
-        (spec.sampling.method != "pathfinder", "sampling.method",
-         "pathfinder needs pymc-extras, which does not install beside PyMC 6.4; use laplace "
-         "(nested Laplace approximation) or nuts"),
         (spec.model.group_effect in GROUP_EFFECTS, "model.group_effect",
          f"must be one of {GROUP_EFFECTS}"),
         (spec.model.baseline in BASELINES, "model.baseline", f"must be one of {BASELINES}"),
@@ -278,6 +282,10 @@ def check_spec(spec: Spec, *, file: str = "spec") -> None:
         (not (spec.covariates.municipal and spec.data.municipal_table is None),
          "covariates.municipal", "needs data.municipal_table"),
     ]
+    for (key, value), message in DROPPED.items():
+        section, name = key.split(".")
+        if getattr(getattr(spec, section), name) == value:
+            raise InputError(message, file=file, column=key)
     for ok, key, message in checks:
         if not ok:
             raise InputError(message, file=file, column=key)

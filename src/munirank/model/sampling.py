@@ -8,8 +8,9 @@ dims chain, draw, ...) and ``sample_stats``. Methods:
 - ``laplace``: nested Laplace approximation over a grid of the municipality SD
   (:mod:`munirank.model.laplace`), for registers too large to refit often with NUTS. Its draws
   are independent; validate it against NUTS on the same data (``munirank bench``).
-- ``pathfinder`` is reserved: the pymc-extras implementation does not install beside
-  PyMC 6.4 (it requires pymc < 6.4), so the spec check refuses it with a clear message.
+
+Pathfinder is not offered: pymc-extras, its only implementation for PyMC, requires
+pymc < 6.4 (``docs/methods.md``).
 """
 
 from __future__ import annotations
