@@ -76,6 +76,7 @@ def test_short_fit_writes_the_contract(tmp_path, tiny_dir):
 
 @pytest.mark.parametrize(("key", "value", "instead"), [
     ("method", "pathfinder", "use laplace, a nested Laplace approximation"),
+    ("sampler", "numpyro", "use nutpie (the default) or pymc"),
 ])
 def test_a_spec_asking_for_a_dropped_choice_gets_one_line(tmp_path, tiny_dir, capsys, key, value,
                                                           instead):

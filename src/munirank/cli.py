@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from munirank.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNCONVERGED, InputError
-from munirank.input.spec import DEFAULT_TUNE
+from munirank.input.spec import DEFAULT_TUNE, METHODS, SAMPLERS
 
 _TUNE_HELP = "tuning steps per chain (default: " + ", ".join(
     f"{n} with {sampler}" for sampler, n in DEFAULT_TUNE.items()) + ")"
@@ -33,8 +33,8 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
                    help=_TUNE_HELP)
     p.add_argument("--chains", type=int, help="number of chains (default 4)")
     p.add_argument("--seed", type=int, help="random seed (default 1)")
-    p.add_argument("--sampler", choices=["nutpie", "pymc", "numpyro"], help="default nutpie")
-    p.add_argument("--method", choices=["nuts", "laplace"],
+    p.add_argument("--sampler", choices=SAMPLERS, help="default nutpie")
+    p.add_argument("--method", choices=METHODS,
                    help="default nuts; laplace: a nested Laplace approximation, fast, for "
                    "registers too large to refit often with NUTS")
     p.add_argument("--ci", type=float, dest="ci_prob", help="interval probability (default 0.9)")
@@ -213,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tune", type=int,
                    help=_TUNE_HELP)
     p.add_argument("--chains", type=int, help="number of chains (default 4)")
-    p.add_argument("--sampler", choices=["nutpie", "pymc", "numpyro"], help="default nutpie")
+    p.add_argument("--sampler", choices=SAMPLERS, help="default nutpie")
     p.add_argument("--cutoff", type=int, default=80,
                    help="frequentist: rank only municipalities with more spells than this")
     p.add_argument("--no-cutoff", action="store_true", help="frequentist: rank every one")

@@ -18,8 +18,8 @@ from typing import Any
 from munirank.errors import InputError
 
 TIME_UNITS_PER_MONTH = {"months": 1.0, "weeks": 52.0 / 12.0, "days": 365.25 / 12.0}
-SAMPLERS = ("nutpie", "pymc", "numpyro")
-DEFAULT_TUNE = {"nutpie": 300, "pymc": 1000, "numpyro": 1000}
+SAMPLERS = ("nutpie", "pymc")
+DEFAULT_TUNE = {"nutpie": 300, "pymc": 1000}
 """Tuning steps per chain when the spec and the command line do not set them.
 
 nutpie's own default, 300: its adaptation settles within a few hundred steps. Measured
@@ -33,13 +33,17 @@ divergences):
   median 3,887 against 4,120 at 1,000), with the same coverage of the credible sets
   (docs/study/statements-2026-12-01/summary-tune300.txt).
 
-PyMC's NUTS and numpyro keep their own default, 1,000."""
+PyMC's NUTS keeps its own default, 1,000."""
 METHODS = ("nuts", "laplace")
 DROPPED = {
     ("sampling.method", "pathfinder"):
         "pathfinder is no longer offered (pymc-extras, its only implementation for PyMC, "
         "requires pymc < 6.4); use laplace, a nested Laplace approximation that gives a fast "
         "approximate posterior for very large registers, or nuts",
+    ("sampling.sampler", "numpyro"):
+        "numpyro is no longer offered (it runs JAX, and munirank's likelihood is a "
+        "numba-compiled PyTensor Op with no JAX implementation); use nutpie (the default) "
+        "or pymc",
 }
 """Values munirank once offered, each with the one line that says what to use instead."""
 ADAPTATIONS = ("auto", "diag", "low_rank")

@@ -3,14 +3,14 @@
 Returns the posterior as an ``xarray.DataTree`` with groups ``posterior`` (parameters,
 dims chain, draw, ...) and ``sample_stats``. Methods:
 
-- ``nuts`` (default): nutpie (default sampler), PyMC's own NUTS (``sampler="pymc"``) or
-  numpyro (needs JAX);
+- ``nuts`` (default): nutpie (default sampler) or PyMC's own NUTS (``sampler="pymc"``);
 - ``laplace``: nested Laplace approximation over a grid of the municipality SD
   (:mod:`munirank.model.laplace`), for registers too large to refit often with NUTS. Its draws
   are independent; validate it against NUTS on the same data (``munirank bench``).
 
-Pathfinder is not offered: pymc-extras, its only implementation for PyMC, requires
-pymc < 6.4 (``docs/methods.md``).
+Not offered: numpyro (JAX) cannot run the model, whose cumulative hazard is a numba-compiled
+PyTensor Op (:mod:`munirank.model.kernel`) with no JAX implementation; pathfinder's only
+implementation for PyMC, in pymc-extras, requires pymc < 6.4 (``docs/methods.md``).
 """
 
 from __future__ import annotations
@@ -50,11 +50,6 @@ def sample_posterior(model: pm.Model, spec: SamplingSpec, *, progressbar: bool =
     timings : dict
         ``sampling_seconds`` (wall time, compilation included), ``compile_seconds`` and
         ``draw_seconds`` (the sampler's own time for tuning and draws).
-
-    Raises
-    ------
-    ImportError
-        If the sampler's optional dependency (numpyro/JAX) is not installed.
     """
     if var_names is None:
         var_names = [v for v in PARAMETERS if v in model.named_vars]
@@ -92,11 +87,6 @@ def _sample(model: pm.Model, spec: SamplingSpec, *, progressbar: bool,
         return laplace_posterior(model, spec, var_names=var_names)
     if spec.method != "nuts":
         raise NotImplementedError(f"method {spec.method!r} is not available; use nuts or laplace")
-    if spec.sampler == "numpyro":
-        try:
-            import numpyro  # noqa: F401
-        except ImportError as err:
-            raise ImportError("sampler 'numpyro' needs JAX: pip install numpyro jax") from err
     if spec.sampler == "nutpie":
         return _sample_nutpie(model, spec, progressbar=progressbar, var_names=var_names)
     t0 = time.perf_counter()
