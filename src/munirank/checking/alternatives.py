@@ -46,6 +46,7 @@ import xarray as xr
 from scipy import stats
 
 from munirank.checking import diagnostics, predictive
+from munirank.errors import InputError
 from munirank.input.episodes import load_episodes
 from munirank.input.spec import BASELINES, ModelSpec, Spec, load_spec
 from munirank.model.build import PARAMETERS, create_model, crude_log_rate, pointwise_loglik
@@ -97,6 +98,11 @@ def variants(spec: Spec, *, has_municipal: bool,
     Returns
     -------
     list of Variant
+
+    Raises
+    ------
+    InputError
+        If ``names`` holds a name that is not one of these models (``--models``).
     """
     chosen = spec.model
     out = [Variant(chosen.baseline, chosen)]
@@ -106,6 +112,10 @@ def variants(spec: Spec, *, has_municipal: bool,
     if has_municipal:
         out.append(Variant(f"{chosen.baseline}_no_municipal", chosen, municipal=False))
     if names:
+        unknown = [n for n in names if n not in {v.name for v in out}]
+        if unknown:
+            raise InputError(f"unknown model(s) {', '.join(map(repr, unknown))}; known: "
+                             f"{', '.join(v.name for v in out[1:])}", option="--models")
         out = [out[0], *[v for v in out[1:] if v.name in names]]
     return out
 
@@ -341,7 +351,8 @@ def check_command(args: argparse.Namespace) -> int:
         sampler=args.sampler, method=args.method, ci_prob=args.ci_prob)
     if args.min_cell is not None:
         spec = replace(spec, disclosure=replace(spec.disclosure, min_cell=args.min_cell))
-    models = tuple(args.models.split(",")) if getattr(args, "models", None) else None
+    models = tuple(m.strip() for m in (getattr(args, "models", None) or "").split(",")
+                   if m.strip()) or None
     result = run_checks(args.data, spec=spec, out=args.out, models=models, log=sys.stdout,
                         overwrite=args.overwrite)
     with pd.option_context("display.width", 160, "display.max_columns", 20):
