@@ -82,6 +82,17 @@ def test_cli_unknown_model_exit_2_nothing_written(tiny_dir, tmp_path, capsys):
     assert not out.exists()
 
 
+def test_cli_too_few_draws_for_loo_exit_2_nothing_written(tiny_dir, tmp_path, capsys):
+    from munirank.cli import run
+
+    out = tmp_path / "check"
+    assert run(["check", str(tiny_dir / "spells.csv"), "--spec", str(tiny_dir / "spec.toml"),
+                "--out", str(out), "--draws", "12", "--chains", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "option --draws: check needs at least 25 draws" in err
+    assert "not 24" in err and not out.exists()
+
+
 def test_rank_sensitivity_finds_the_largest_change():
     idx = pd.Index(["A", "B", "C", "D"], name="municipality")
     chosen = pd.DataFrame({"rank_mean": [1.0, 2, 3, 4], "p_top2": [0.9, 0.8, 0.2, 0.1]}, idx)

@@ -56,6 +56,9 @@ from munirank.posterior import ranks as rk
 from munirank.posterior.effects import duration_effects, duration_effects_quadrature
 
 PARETO_K_BAD = 0.7
+LOO_MIN_DRAWS = 25
+"""Draws (chains x draws) PSIS-LOO needs at least: it smooths a tail of a fifth of the draws
+(for fewer than 225 effective ones) and refuses a tail of fewer than 5."""
 LOO_COLUMNS = ["model", "elpd_loo", "se", "p_loo", "elpd_diff", "dse", "weight",
                "n_pareto_k_gt_0_7", "converged", "baseline", "group_effect",
                "municipal_covariates"]
@@ -296,6 +299,10 @@ def run_checks(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
     inputs = (Path(data),) if isinstance(spec, Spec) else (Path(data), Path(spec))
     destinations.claim_folder(out, overwrite=overwrite, inputs=inputs)
     spec_obj = spec if isinstance(spec, Spec) else load_spec(spec)
+    total = spec_obj.sampling.draws * spec_obj.sampling.chains
+    if total < LOO_MIN_DRAWS:
+        raise InputError(f"check needs at least {LOO_MIN_DRAWS} draws in all (draws x chains) "
+                         f"for PSIS-LOO, not {total}", option="--draws")
     episodes = load_episodes(data, spec_obj)
     todo = variants(spec_obj, has_municipal=episodes.sizes["municipal_covariate"] > 0,
                     names=models)
