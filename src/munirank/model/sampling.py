@@ -16,6 +16,7 @@ implementation for PyMC, in pymc-extras, requires pymc < 6.4 (``docs/methods.md`
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import time
 from collections.abc import Iterator
@@ -79,6 +80,18 @@ def _one_blas_thread_in_children() -> Iterator[None]:
                 os.environ[k] = v
 
 
+def _chain_processes(chains: int) -> int:
+    """Processes for PyMC's chains: one per chain up to the cores, one in a daemonic process.
+
+    A daemonic process (a dask worker of ``munirank study``) may not start children, and PyMC
+    runs chains in child processes when given more than one core; there the chains run one
+    after another (the study already runs one replicate per core).
+    """
+    if multiprocessing.current_process().daemon:
+        return 1
+    return min(chains, os.cpu_count() or 1)
+
+
 def _sample(model: pm.Model, spec: SamplingSpec, *, progressbar: bool,
             var_names: list[str]) -> tuple[xr.DataTree, dict[str, float]]:
     if spec.method == "laplace":
@@ -93,7 +106,7 @@ def _sample(model: pm.Model, spec: SamplingSpec, *, progressbar: bool,
     with model, _one_blas_thread_in_children():
         tree = pm.sample(
             draws=spec.draws, tune=spec.tuning_steps, chains=spec.chains,
-            cores=min(spec.chains, os.cpu_count() or 1), random_seed=spec.seed,
+            cores=_chain_processes(spec.chains), random_seed=spec.seed,
             nuts_sampler=spec.sampler, target_accept=spec.target_accept,
             progressbar=progressbar, var_names=var_names, compute_convergence_checks=False,
         )
