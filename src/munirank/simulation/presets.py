@@ -233,6 +233,10 @@ _RAW_SCALES = {"unemployment": (6.0, 2.0), "third_country_share": (4.0, 2.0),
 
 def _small_counts(n_small: int, rest: int, lo: int, hi: int,
                   rng: np.random.Generator) -> np.ndarray:
+    if not n_small * lo <= rest <= n_small * hi:  # else the loop below never ends
+        raise InputError(f"{rest} spells cannot be spread over {n_small} small municipalities "
+                         f"of {lo} to {hi} spells each; ask for fewer spells or more "
+                         "municipalities")
     w = rng.lognormal(0.0, 0.8, n_small)
     x = np.clip(np.floor(w * rest / w.sum()), lo, hi)
     while (diff := int(rest - x.sum())) != 0:  # spread the rounding remainder, within bounds
