@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_delegate("posterior.statements", "pairwise_command"))
 
     p = sub.add_parser("study", help="simulation study: both methods scored against truth")
-    p.add_argument("--preset", required=True)
+    p.add_argument("--preset", required=True, help="tiny, dk-1999-2005 or no-2012-2018")
     p.add_argument("--replicates", type=int, required=True)
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--scheduler", help="address of an existing dask scheduler")
