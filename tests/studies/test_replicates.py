@@ -117,6 +117,7 @@ def test_bad_options_exit_2_one_line(tmp_path, capsys, extra):
     assert run(args + extra) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "error" in err
+    assert extra[0] in err and "column" not in err  # an option is not a column
     assert not (tmp_path / "s" / "replicates").exists()
 
 

@@ -544,8 +544,6 @@ def reanalyse(table: str | Path | pd.DataFrame, *, out: str | Path,
 
 def reanalyse_command(args: argparse.Namespace) -> int:
     """``munirank reanalyse TABLE --out DIR``: run, print the closing note, return exit code."""
-    if args.method not in (None, "nuts"):
-        raise InputError(f"--method {args.method} is not available for reanalyse; use nuts")
     columns = {role: getattr(args, f"col_{role}") for role in
                ("municipality", "effect", "stars", "p", "se", "n_spells", "completed_pct",
                 "rank") if getattr(args, f"col_{role}", None)}

@@ -304,9 +304,9 @@ def _check_options(preset: str, replicates: int, workers: int | None,
 
     get_preset(preset)
     if replicates < 1:
-        raise InputError("must be at least 1", column="--replicates")
+        raise InputError(f"must be at least 1, not {replicates}", option="--replicates")
     if workers is not None and workers < 1:
-        raise InputError("must be at least 1", column="--workers")
+        raise InputError(f"must be at least 1, not {workers}", option="--workers")
     known = {f.name for f in fields(Preset)}
     unknown = set(options) - known - set(SAMPLING_OPTIONS)
     if unknown:
@@ -315,9 +315,10 @@ def _check_options(preset: str, replicates: int, workers: int | None,
     positive = ("effect_sd", "scale", "draws", "tune", "chains")
     for key in positive:
         if key in options and not options[key] > 0:
-            raise InputError(f"must be positive, got {options[key]}", column=f"--{key}")
+            raise InputError(f"must be positive, not {options[key]}",
+                             option=f"--{key.replace('_', '-')}")
     if options.get("n_small", 0) < 0:
-        raise InputError("must be >= 0", column="--n-small")
+        raise InputError(f"must be at least 0, not {options['n_small']}", option="--n-small")
     overrides = {k: v for k, v in options.items() if k not in SAMPLING_OPTIONS}
     if "n_small" in overrides:  # the small ones no longer absorb a fixed spell total
         overrides["total"] = None
