@@ -128,10 +128,11 @@ def _sample_nutpie(model: pm.Model, spec: SamplingSpec, *, progressbar: bool,
     1.4-2.0 s with these once cached, bench of 2026-12-01 at 3950d19) and that no per-person
     data groups are attached.
     """
-    import nutpie
     from pymc.util import get_random_generator
 
-    from munirank.model.nutpie_compile import compile_model
+    from munirank.model.nutpie_compile import compile_model, import_nutpie
+
+    nutpie = import_nutpie()
 
     t0 = time.perf_counter()
     compiled = compile_model(model, var_names=var_names)
