@@ -225,10 +225,11 @@ def test_run_replicate_scores_and_writes_without_per_person_rows(tmp_path, monke
 
     import xarray as xr
 
-    for key in (*st.THREAD_ENV, "PYTENSOR_FLAGS"):  # run_replicate sets them in this process
-        monkeypatch.setenv(key, os.environ.get(key, ""))  # restored (or removed) afterwards
-        if not os.environ[key]:
-            monkeypatch.delenv(key)
+    # configure_process sets a worker's thread and compile settings for good; not in the tests'
+    # process (numba refuses another NUMBA_NUM_THREADS once its threads run): the slow real
+    # replicate checks it in dask workers
+    monkeypatch.setattr(st, "configure_process",
+                        lambda root, name: str(Path(root) / f"worker-{name}"))
     comp, truth = _comp_and_truth()
     true = truth.set_index("municipality").loc[comp["municipality"], "true_effect_months"]
     draws = true.to_numpy() + np.linspace(-1, 1, 40).reshape(2, 20, 1)

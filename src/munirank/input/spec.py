@@ -60,10 +60,11 @@ Measured on dk-1999-2005 scaled to 1,000,000 spells and 400 municipalities (2 x 
 draw (step size 0.07). Before that parametrisation (all effects non-centred) low_rank had
 been needed: ESS 14 with diag, 266 with low_rank at 200,000 spells."""
 GROUP_EFFECTS = ("normal", "zerosum", "student_t")
-PARAMETRISATIONS = ("auto", "non_centred", "centred")
-"""How the sampler sees the municipality effects (the model is the same): ``auto`` centres
-the municipalities whose events carry more information than the prior's typical spread of
-effects and leaves the others non-centred (:func:`munirank.model.build.centred_municipalities`)."""
+PARAMETRISATIONS = ("auto", "partial", "switch", "non_centred", "centred")
+"""How the sampler sees the municipality effects (the model is the same): ``auto`` (=
+``partial``) centres each municipality's effect in proportion to the data's share of the
+information about it; ``switch`` centres it fully or not at all (munirank 0.1's ``auto``); see
+:func:`munirank.model.build.centring_weights`."""
 BASELINES = ("weibull", "exponential", "loglogistic", "lognormal", "piecewise_exponential")
 CROSSWALK_LEVELS = ("new", "old")
 """Units ``munirank episodes`` reports episodes on when a crosswalk is given: the municipalities
@@ -132,7 +133,7 @@ class ModelSpec:
 
     baseline: str = "weibull"
     group_effect: str = "normal"
-    parametrisation: str = "auto"  # of the normal/student_t effects: auto, non_centred, centred
+    parametrisation: str = "auto"  # of normal/student_t effects: PARAMETRISATIONS
     priors: PriorSpec = field(default_factory=PriorSpec)
 
 
