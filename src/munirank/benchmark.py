@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from munirank.errors import InputError
+from munirank.input.read import check_readable
 from munirank.input.spec import Spec, load_spec, spec_hash, spec_to_dict
 from munirank.output import destinations, files
 
@@ -93,13 +94,16 @@ def fit(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
     spec_obj, spec_file = _checked_spec(spec, min_cell=min_cell, draws=draws, tune=tune,
                                         chains=chains, seed=seed, sampler=sampler,
                                         method=method, ci_prob=ci_prob)
-    # only now the libraries: a bad spec or a missing file exits without importing PyMC
-    from munirank.checking import predictive
+    check_readable(data, encoding=spec_obj.data.encoding)
+    # only now the libraries: a bad spec or a missing file exits without importing them, and
+    # bad data without importing PyMC
     from munirank.input import validate
     from munirank.input.episodes import load_episodes
 
     validate.check_encoding(spec_obj, file=spec_file)
     episodes = load_episodes(data, spec_obj)
+    from munirank.checking import predictive
+
     groups = predictive.survival_groups(episodes, named=spec_obj.ranking.subset)
     km = predictive.km_tables(episodes, groups, ci_prob=spec_obj.sampling.ci_prob,
                               min_cell=spec_obj.disclosure.min_cell)  # the data's part

@@ -73,7 +73,10 @@ def rank_draws(effect: xr.DataArray, *, subset: Sequence[str] | None = None,
 
 
 def _quantile(da: xr.DataArray, q: float, method: str) -> xr.DataArray:
-    return da.quantile(q, dim=SAMPLE_DIMS, method=method).drop_vars("quantile")
+    # skipna=False: posterior draws hold no NaN, and xarray's NaN-skipping quantile runs
+    # numpy's nanquantile one municipality at a time (0.34 of the 0.57 s of the municipality
+    # table of dk-1999-2005, measured)
+    return da.quantile(q, dim=SAMPLE_DIMS, method=method, skipna=False).drop_vars("quantile")
 
 
 def summarise_ranks(ranks: xr.DataArray, *, top_k: int = 10, ci_prob: float = 0.9) -> xr.Dataset:
@@ -101,7 +104,7 @@ def summarise_ranks(ranks: xr.DataArray, *, top_k: int = 10, ci_prob: float = 0.
     tail = (1 - ci_prob) / 2
     out = xr.Dataset({
         "rank_mean": ranks.mean(SAMPLE_DIMS),
-        "rank_median": ranks.median(SAMPLE_DIMS),
+        "rank_median": ranks.median(SAMPLE_DIMS, skipna=False),
         "rank_lo": _quantile(ranks, tail, "lower"),
         "rank_hi": _quantile(ranks, 1 - tail, "higher"),
         f"p_top{top_k}": (ranks <= top_k).mean(SAMPLE_DIMS),
@@ -112,13 +115,18 @@ def summarise_ranks(ranks: xr.DataArray, *, top_k: int = 10, ci_prob: float = 0.
 
 
 def summarise_effect(draws: xr.DataArray, name: str, *, ci_prob: float = 0.9) -> xr.Dataset:
-    """Posterior mean, median and equal-tailed ``ci_prob`` interval of one quantity."""
+    """Posterior mean, median and equal-tailed ``ci_prob`` interval of one quantity.
+
+    The three quantiles in one call (one partition of the draws; the median is the 0.5
+    quantile, equal to numpy's median up to rounding).
+    """
     tail = (1 - ci_prob) / 2
+    q = draws.quantile([tail, 0.5, 1 - tail], dim=SAMPLE_DIMS, skipna=False)
     out = xr.Dataset({
         f"{name}_mean": draws.mean(SAMPLE_DIMS),
-        f"{name}_median": draws.median(SAMPLE_DIMS),
-        f"{name}_lo": _quantile(draws, tail, "linear"),
-        f"{name}_hi": _quantile(draws, 1 - tail, "linear"),
+        f"{name}_median": q.isel(quantile=1, drop=True),
+        f"{name}_lo": q.isel(quantile=0, drop=True),
+        f"{name}_hi": q.isel(quantile=2, drop=True),
     })
     out.attrs["ci_prob"] = ci_prob
     return out
