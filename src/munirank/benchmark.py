@@ -94,7 +94,7 @@ def fit(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
     spec_obj, spec_file = _checked_spec(spec, min_cell=min_cell, draws=draws, tune=tune,
                                         chains=chains, seed=seed, sampler=sampler,
                                         method=method, ci_prob=ci_prob)
-    check_readable(data, encoding=spec_obj.data.encoding)
+    check_readable(data)  # the file only: the encoding is the spec's, checked next
     # only now the libraries: a bad spec or a missing file exits without importing them, and
     # bad data without importing PyMC
     from munirank.input import validate
