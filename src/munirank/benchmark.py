@@ -154,6 +154,9 @@ def fit(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
         subset = tables.subset_table(derived, spec_obj)
         if subset is not None:
             files.write_csv(subset, tmp / "ranks_subset.csv")
+        old = tables.old_municipality_table(posterior, derived, episodes, spec_obj)
+        if old is not None:  # nested ([data] parent): the old municipalities' own effects
+            files.write_csv(old, tmp / "old_municipalities.csv")
         statements.write_statements(derived, table, spec_obj, tmp)  # sets, tiers, sentences
         files.write_json(diag, tmp / "diagnostics.json")
         files.write_json(run, tmp / "run.json")
@@ -170,9 +173,11 @@ def _result_tree(tree: xr.DataTree, derived: xr.Dataset) -> xr.DataTree:
     """
     posterior = tree["posterior"].dataset
     keep = [v for v in posterior.data_vars if v in (*PARAMETERS, "u_raw")]
+    months = ["observed_months", "expected_months", "effect_months"]
+    old = [f"{v}_old" for v in months if f"{v}_old" in derived]  # nested: old municipalities
     groups = {
         "posterior": posterior[keep],
-        "derived": derived[["observed_months", "expected_months", "effect_months", "rank"]],
+        "derived": derived[[*months, "rank", *old]],
         "sample_stats": tree["sample_stats"].dataset,
     }
     out = xr.DataTree.from_dict(groups)
