@@ -49,6 +49,22 @@ def uses_cells(spec: Spec) -> bool:
                                     and bool(spec.covariates.municipal))
 
 
+def fit_only(spec: Spec, command: str, *, file: str = "spec") -> None:
+    """Refuse split or nested episodes in a command that does not read them yet.
+
+    Raises
+    ------
+    InputError
+        Naming the first of ``[data] year``, ``episode`` and ``parent`` that the spec sets.
+    """
+    d = spec.data
+    for key in ("episode", "year", "parent"):
+        if getattr(d, key) is not None:
+            raise InputError(f"{command} does not read split or nested episodes yet (only "
+                             f"fit does): leave [data] {key} out, or use munirank fit",
+                             file=file, column=f"data.{key}")
+
+
 def _rows(spells: pd.DataFrame, mask: np.ndarray) -> list[int]:
     return [int(i) + 1 for i in spells.index[np.asarray(mask)][:6]]
 
