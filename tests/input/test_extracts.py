@@ -125,7 +125,7 @@ def test_a_municipal_table_by_year_is_checked_against_the_split_episodes(registe
     assert (spec.data.year, spec.data.episode, spec.data.parent) == ("year", "episode", None)
     copied = pd.read_csv(tmp_path / "ud" / "municipal.csv")
     assert copied.columns.tolist() == ["kommune", "aar", "ledighed"]
-    assert sorted(zip(copied["kommune"], copied["aar"])) == [
+    assert sorted(zip(copied["kommune"], copied["aar"], strict=True)) == [
         (k, y) for k in "ABC" for y in (2001, 2002)]  # all years of those with episodes
     episodes = load_episodes(tmp_path / "ud" / "spells.csv", spec)
     assert episodes.sizes["cell"] == 3 and episodes["n_spells"].sum() == len(EXPECTED)
