@@ -169,6 +169,18 @@ def test_fit_refuses_bad_nesting_with_exit_2_and_writes_nothing(panel_dk, tmp_pa
     assert not out.exists()
 
 
+def test_nested_rankings_name_the_new_municipalities_before_sampling(panel_dk, tmp_path):
+    spec = spec_to_dict(load_spec(panel_dk / "spec.toml"))
+    spec["ranking"]["subset"] = ["K01", "K02"]  # old municipalities: not ranked when nested
+    data_path, loaded = _write(tmp_path, pd.read_csv(panel_dk / "spells.csv", dtype=str),
+                               spec | {"data": spec["data"] | {
+                                   "municipal_table": str(panel_dk / "municipal.csv")}})
+    with pytest.raises(InputError, match=r"\[ranking\] subset: unknown municipalities 'K01'"
+                       ) as info:
+        load_episodes(data_path, loaded)
+    assert info.value.column == "kommune_new" and "R01" in str(info.value)
+
+
 @pytest.mark.parametrize("command", ["check", "compare"])
 def test_check_and_compare_refuse_split_or_nested_episodes(command, panel_dk, tmp_path, capsys):
     out = tmp_path / "out"

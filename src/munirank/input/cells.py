@@ -76,22 +76,19 @@ def pieces(spells: pd.DataFrame, spec: Spec, length: np.ndarray, *,
     Raises
     ------
     InputError
-        If the pieces of one episode lie in two municipalities (or have two parents), or an
-        episode has an event on a piece other than its last.
+        If the pieces of one episode lie in two municipalities, or an episode has an event on
+        a piece other than its last.
     """
     d = spec.data
     codes = pd.factorize(spells[d.episode])[0]
-    for column in (d.group, d.parent):
-        if column is None:
-            continue
-        spread = spells.groupby(codes)[column].transform("nunique").to_numpy() > 1
-        if spread.any():
-            first = codes[np.argmax(spread)]
-            raise InputError(f"the pieces of episode {spells[d.episode].iloc[np.argmax(spread)]}"
-                             f" lie in {'municipalities' if column == d.group else 'parents'} "
-                             f"{sorted(set(spells[column][codes == first]))}: an episode is one "
-                             f"stay in one municipality (check [data] episode = {d.episode!r})",
-                             file=file, column=column, rows=_rows(spells, codes == first))
+    spread = spells.groupby(codes)[d.group].transform("nunique").to_numpy() > 1
+    if spread.any():  # (a parent is one per municipality: checked by parents())
+        first = codes[np.argmax(spread)]
+        raise InputError(f"the pieces of episode {spells[d.episode].iloc[np.argmax(spread)]} "
+                         f"lie in municipalities {sorted(set(spells[d.group][codes == first]))}"
+                         ": an episode is one stay in one municipality (check [data] episode "
+                         f"= {d.episode!r})", file=file, column=d.group,
+                         rows=_rows(spells, codes == first))
     exit_ = spells[d.time].to_numpy(float)
     last = pd.Series(exit_).groupby(codes).transform("max").to_numpy()
     early = (spells[d.event].to_numpy() == 1) & (exit_ < last)

@@ -102,7 +102,11 @@ def build_episodes(spells: pd.DataFrame, spec: Spec, *, file: str = "data",
     if spec.ranking.pairwise:  # checked before sampling, so a typo costs no fit
         validate.check_named_municipalities(spec.ranking.pairwise, municipalities,
                                             source="[ranking] pairwise", file=file,
-                                            column=d.group)
+                                            column=d.parent or d.group)
+    if spec.ranking.subset and d.parent:  # nested: the new municipalities are ranked
+        validate.check_named_municipalities(spec.ranking.subset, municipalities,
+                                            source="[ranking] subset", file=file,
+                                            column=d.parent or d.group, minimum=1)
     ds = xr.Dataset(
         {
             "entry": ("episode", entry_m),

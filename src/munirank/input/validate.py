@@ -355,7 +355,7 @@ def _with_hint(name: str, known: Sequence[str]) -> str:
 
 
 def check_named_municipalities(names: Sequence[str], known: Sequence[str], *, source: str,
-                               file: str, column: str) -> list[str]:
+                               file: str, column: str, minimum: int = 2) -> list[str]:
     """Municipalities named for comparison: at least two different ones, all of them known.
 
     Parameters
@@ -369,6 +369,8 @@ def check_named_municipalities(names: Sequence[str], known: Sequence[str], *, so
         ``"--municipalities"``.
     file, column : str
         The file and column that ``known`` comes from.
+    minimum : int
+        How many different names are needed (2: a comparison; 1: a subset to rank within).
 
     Returns
     -------
@@ -391,7 +393,7 @@ def check_named_municipalities(names: Sequence[str], known: Sequence[str], *, so
         raise InputError(f"{source} must be a list of municipality names, not the text "
                          f"{names!r}", file=file, column=column)
     unique = list(dict.fromkeys(str(m) for m in names))
-    if len(unique) < 2:
+    if len(unique) < minimum:
         raise InputError(f"{source} needs at least two different municipalities to compare, "
                          f"got {unique}", file=file, column=column)
     have = [str(m) for m in known]
