@@ -85,7 +85,7 @@ def old_municipality_table(posterior: xr.Dataset, derived: xr.Dataset, episodes:
     eff = derived["effect_months_old"]
     parent = posterior["u"].sel(municipality=episodes["old_parent"]).drop_vars("municipality")
     within = posterior["u_old"] - parent
-    parts = [
+    parts: list[xr.Dataset | xr.DataArray] = [
         episodes["old_parent"].rename("municipality"),
         episodes["n_spells_old"].rename("n_spells"), episodes["n_events_old"].rename("n_events"),
         rk.summarise_effect(eff, "effect_months", ci_prob=ci),

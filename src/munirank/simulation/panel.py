@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -168,7 +169,7 @@ def _truth(pieces: pd.DataFrame, u_old: np.ndarray, group: np.ndarray, names: li
     return new, old
 
 
-def simulate_panel(name: str, seed: int, **overrides: float | str) -> dict[str, pd.DataFrame]:
+def simulate_panel(name: str, seed: int, **overrides: Any) -> dict[str, pd.DataFrame]:
     """Simulate a calendar-time register with a reform (module docstring).
 
     Returns
@@ -255,7 +256,7 @@ def panel_spec(p: Preset) -> dict:
 
 
 def write_panel(name: str, seed: int, out: Path, *, register_form: bool = False,
-                **overrides: float | str) -> Path:
+                **overrides: Any) -> Path:
     """spells.csv (the pieces), municipal.csv (by year), truth files, spec.toml, [registers].
 
     With ``register_form``, persons.csv, residence.csv (old codes throughout) and

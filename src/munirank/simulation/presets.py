@@ -73,7 +73,7 @@ class Preset:
     # excepted), followed to the end of the last; municipal covariates by year with this SD
     # within a municipality; a reform nesting old municipalities with effects of SD old_sd
     # around their new one's (effect_sd: the new ones')
-    panel_years: tuple[int, int] = ()
+    panel_years: tuple[int, ...] = ()  # (first, last) year, or () for time since arrival
     year_sd: float = 0.0
     old_sd: float = 0.0
 
