@@ -153,3 +153,35 @@ def test_centring_by_information_and_event_weighted_levels():
     z = np.array([[1.0], [3.0], [5.0], [7.0]])
     level = event_weighted(z, np.array([1.0, 3.0, 0.0, 0.0]), np.array([0, 0, 1, 1]), 2)
     assert level.ravel().tolist() == [2.5, 6.0]  # by events; equal weights without any
+
+
+def test_pieces_without_a_table_by_year_keep_the_default_model(split_tiny, tiny_dir):
+    """Pieces counted once, segments the municipalities: the unsplit density and effects."""
+    from dataclasses import replace
+
+    from conftest import fake_posterior
+    from munirank.posterior.effects import duration_effects
+
+    whole_spec = load_spec(split_tiny / "unsplit.toml")
+    spec = replace(whole_spec, data=replace(whole_spec.data, episode="episode"))
+    pieces = load_episodes(split_tiny / "spells.csv", spec)
+    whole = load_episodes(tiny_dir / "spells.csv", whole_spec)
+    assert "cell" not in pieces.dims and "piece_weight" in pieces
+    assert (pieces["n_spells"].to_numpy() == whole["n_spells"].to_numpy()).all()
+    a, b = create_model(whole, whole_spec.model), create_model(pieces, spec.model)
+    _assert_same_density(a, b, _random_points(a, 2, seed=4))
+    post = fake_posterior(whole)
+    np.testing.assert_allclose(duration_effects(post, pieces)["effect_months"],
+                               duration_effects(post, whole)["effect_months"], atol=1e-10)
+
+
+@pytest.mark.parametrize("effect", ["student_t", "zerosum"])
+def test_other_effect_distributions_nest_with_the_plain_parametrisation(nested_pair, effect):
+    from dataclasses import replace
+
+    spec = load_spec(nested_pair / "pieces.toml")
+    episodes = load_episodes(nested_pair / "pieces.csv", spec)
+    model = create_model(episodes, replace(spec.model, group_effect=effect))
+    assert {"u", "u_old", "sigma_old"} <= set(model.named_vars)
+    logp = model.compile_logp()
+    assert np.isfinite(logp(model.initial_point(random_seed=1)))
