@@ -4,7 +4,7 @@ from munirank.errors import InputError
 from munirank.input.spec import DEFAULT_TUNE, SamplingSpec, spec_from_dict
 
 
-@pytest.mark.parametrize("sampler", ["nutpie", "pymc", "numpyro"])
+@pytest.mark.parametrize("sampler", ["nutpie", "pymc"])
 def test_tuning_steps_default_by_sampler(sampler):
     assert SamplingSpec(sampler=sampler).tuning_steps == DEFAULT_TUNE[sampler]
     assert SamplingSpec(sampler=sampler, tune=123).tuning_steps == 123

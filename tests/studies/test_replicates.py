@@ -117,6 +117,7 @@ def test_bad_options_exit_2_one_line(tmp_path, capsys, extra):
     assert run(args + extra) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "error" in err
+    assert extra[0] in err and "column" not in err  # an option is not a column
     assert not (tmp_path / "s" / "replicates").exists()
 
 
@@ -299,3 +300,18 @@ def test_study_replaces_other_outputs_resumes_its_own_and_keeps_a_users_files(tm
     assert run([*args, "--out", str(theirs)]) == 0
     assert "continuing the earlier `munirank study`" in capsys.readouterr().err
     assert_keeps_a_users_files(args, tmp_path / "user", "summary.json")
+
+
+def failing_replicate(preset, index, seed, out, overrides, sampling, cutoff):
+    raise ValueError(f"replicate {index} could not be simulated")
+
+
+def test_a_study_where_every_replicate_fails_is_one_line_per_failure(tmp_path, monkeypatch,
+                                                                      capsys):
+    monkeypatch.setattr(st, "run_replicate", failing_replicate)
+    code = run(["study", "--preset", "tiny", "--replicates", "2", "--workers", "1", "--quiet",
+                "--out", str(tmp_path / "s")])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert err.count("could not be simulated") == 2
+    assert "no replicate of the study finished" in err

@@ -21,8 +21,8 @@ from typing import Any
 from munirank.errors import InputError
 
 TIME_UNITS_PER_MONTH = {"months": 1.0, "weeks": 52.0 / 12.0, "days": 365.25 / 12.0}
-SAMPLERS = ("nutpie", "pymc", "numpyro")
-DEFAULT_TUNE = {"nutpie": 300, "pymc": 1000, "numpyro": 1000}
+SAMPLERS = ("nutpie", "pymc")
+DEFAULT_TUNE = {"nutpie": 300, "pymc": 1000}
 """Tuning steps per chain when the spec and the command line do not set them.
 
 nutpie's own default, 300: its adaptation settles within a few hundred steps. Measured
@@ -36,8 +36,19 @@ divergences):
   median 3,887 against 4,120 at 1,000), with the same coverage of the credible sets
   (docs/study/statements-2026-12-01/summary-tune300.txt).
 
-PyMC's NUTS and numpyro keep their own default, 1,000."""
-METHODS = ("nuts", "pathfinder", "laplace")
+PyMC's NUTS keeps its own default, 1,000."""
+METHODS = ("nuts", "laplace")
+DROPPED = {
+    ("sampling.method", "pathfinder"):
+        "pathfinder is no longer offered (pymc-extras, its only implementation for PyMC, "
+        "requires pymc < 6.4); use laplace, a nested Laplace approximation that gives a fast "
+        "approximate posterior for very large registers, or nuts",
+    ("sampling.sampler", "numpyro"):
+        "numpyro is no longer offered (it runs JAX, and munirank's likelihood is a "
+        "numba-compiled PyTensor Op with no JAX implementation); use nutpie (the default) "
+        "or pymc",
+}
+"""Values munirank once offered, each with the one line that says what to use instead."""
 ADAPTATIONS = ("auto", "diag", "low_rank")
 AUTO_ADAPTATION = "diag"
 """``adaptation = "auto"`` is nutpie's diagonal mass matrix, at every size.
@@ -310,9 +321,6 @@ def check_spec(spec: Spec, *, file: str = "spec") -> None:
         (spec.sampling.method in METHODS, "sampling.method", f"must be one of {METHODS}"),
         (spec.sampling.adaptation in ADAPTATIONS, "sampling.adaptation",
          f"must be one of {ADAPTATIONS}"),
-        (spec.sampling.method != "pathfinder", "sampling.method",
-         "pathfinder needs pymc-extras, which does not install beside PyMC 6.4; use laplace "
-         "(nested Laplace approximation) or nuts"),
         (spec.model.group_effect in GROUP_EFFECTS, "model.group_effect",
          f"must be one of {GROUP_EFFECTS}"),
         (spec.model.baseline in BASELINES, "model.baseline", f"must be one of {BASELINES}"),
@@ -346,6 +354,10 @@ def check_spec(spec: Spec, *, file: str = "spec") -> None:
         (isinstance(spec.registers.split_years, bool), "registers.split_years",
          "must be true or false"),
     ]
+    for (key, value), message in DROPPED.items():
+        section, name = key.split(".")
+        if getattr(getattr(spec, section), name) == value:
+            raise InputError(message, file=file, column=key)
     for ok, key, message in checks:
         if not ok:
             raise InputError(message, file=file, column=key)

@@ -14,11 +14,12 @@ import threading
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from munirank.errors import Interrupted
+
+if TYPE_CHECKING:  # not imported at run time: the command line loads this module for --help
+    import pandas as pd
 
 PACKAGES = ("munirank", "pymc", "pytensor", "nutpie", "arviz", "arviz-base", "arviz-stats",
             "arviz-plots", "numpy", "pandas", "xarray", "scipy", "lifelines", "pandera")

@@ -14,14 +14,31 @@ from collections.abc import Sequence
 
 import numpy as np
 import xarray as xr
-from scipy import stats
 
 SAMPLE_DIMS = ("chain", "draw")
 
 
 def rank_kernel(values: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Ranks along ``axis``, 1 = smallest value (ties share the lowest rank)."""
-    return stats.rankdata(values, method="min", axis=axis).astype(np.int32)
+    """Ranks along ``axis``, 1 = smallest value (ties share the lowest rank).
+
+    ``scipy.stats.rankdata(method="min")`` written in numpy (the same integers), so that a fit
+    does not import scipy.stats (0.5-1 s); values with NaN go to scipy, for its NaN policy.
+    """
+    values = np.asarray(values)
+    if values.dtype.kind == "f" and np.isnan(values).any():
+        from scipy import stats
+
+        return stats.rankdata(values, method="min", axis=axis).astype(np.int32)
+    v = np.moveaxis(values, axis, -1)
+    order = np.argsort(v, axis=-1, kind="stable")
+    ordered = np.take_along_axis(v, order, axis=-1)
+    starts_tie = np.ones(ordered.shape, bool)  # a new value: the first of its tie group
+    starts_tie[..., 1:] = ordered[..., 1:] != ordered[..., :-1]
+    first = np.where(starts_tie, np.arange(v.shape[-1], dtype=np.int32), 0)
+    np.maximum.accumulate(first, axis=-1, out=first)
+    ranks = np.empty(v.shape, np.int32)
+    np.put_along_axis(ranks, order, first + 1, axis=-1)
+    return np.moveaxis(ranks, -1, axis)
 
 
 def rank_draws(effect: xr.DataArray, *, subset: Sequence[str] | None = None,

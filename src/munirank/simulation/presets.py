@@ -148,6 +148,10 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+NAMES = ("tiny", "dk-1999-2005", "no-2012-2018")
+"""Every preset's name (``dk-1999-2005`` is built from the bundled facts when asked for)."""
+
+
 def preset(name: str) -> Preset:
     """Return the named preset: ``tiny``, ``tiny-panel``, ``dk-1999-2005`` or ``no-2012-2018``."""
     if name == "dk-1999-2005":
@@ -158,8 +162,7 @@ def preset(name: str) -> Preset:
                       register_columns=("permit_week",),
                       mover_share=dk["movers_share_approx"])
     if name not in PRESETS:
-        raise InputError(f"unknown preset; choose one of {sorted([*PRESETS, 'dk-1999-2005'])}",
-                         column="--preset")
+        raise InputError(f"unknown preset {name!r}; known: {', '.join(NAMES)}", option="--preset")
     return PRESETS[name]
 
 
@@ -247,6 +250,10 @@ _RAW_SCALES = {"unemployment": (6.0, 2.0), "third_country_share": (4.0, 2.0),
 
 def _small_counts(n_small: int, rest: int, lo: int, hi: int,
                   rng: np.random.Generator) -> np.ndarray:
+    if not n_small * lo <= rest <= n_small * hi:  # else the loop below never ends
+        raise InputError(f"{rest} spells cannot be spread over {n_small} small municipalities "
+                         f"of {lo} to {hi} spells each; ask for fewer spells or more "
+                         "municipalities")
     w = rng.lognormal(0.0, 0.8, n_small)
     x = np.clip(np.floor(w * rest / w.sum()), lo, hi)
     while (diff := int(rest - x.sum())) != 0:  # spread the rounding remainder, within bounds
@@ -278,7 +285,8 @@ def draw_effects(p: Preset, n: int, rng: np.random.Generator) -> np.ndarray:
     if p.effect_dist == "student_t":
         return p.effect_sd * rng.standard_t(4, n) / np.sqrt(2.0)  # unit variance at nu = 4
     if p.effect_dist != "normal":
-        raise InputError("must be normal or student_t", column="--effect-dist")
+        raise InputError(f"unknown effect distribution {p.effect_dist!r}; known: normal, "
+                         "student_t", option="--effect-dist")
     return p.effect_sd * rng.normal(size=n)
 
 

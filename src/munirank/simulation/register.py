@@ -169,7 +169,8 @@ def make_baseline(p: Preset) -> Baseline:
     if p.baseline == "weibull":
         return Baseline("ph", rate=p.base_rate_per_month, alpha=p.alpha)
     if p.baseline != "loglogistic":
-        raise InputError("must be weibull or loglogistic", column="--baseline")
+        raise InputError(f"unknown baseline {p.baseline!r}; known: weibull, loglogistic",
+                         option="--baseline")
     knots = np.concatenate([np.linspace(0.0, 120.0, 481), [240.0, 480.0, 1e5]])
     values = (knots / weibull_median(p)) ** p.loglogistic_shape
     return Baseline("po", knots=knots, values=values[None, :])
@@ -225,7 +226,8 @@ def _baseline_for(p: Preset, persons: pd.DataFrame, follow: np.ndarray,
     if not p.calibrated:
         return np.zeros(len(eta), np.intp), make_baseline(p)
     if p.baseline not in ("weibull", "loglogistic"):
-        raise InputError("must be weibull or loglogistic", column="--baseline")
+        raise InputError(f"unknown baseline {p.baseline!r}; known: weibull, loglogistic",
+                         option="--baseline")
     table3 = seed_facts()["dk_2006"]["table3_cumulative_pct_by_permit_year"]
     year = persons["permit_year"].to_numpy()
     cohort = (year - int(min(table3))).astype(np.intp)

@@ -260,6 +260,11 @@ def bench(out: str | Path, *, cases: tuple[str, ...] = CASES, seed: int = 1,
     dk = work / "dk"
     if set(cases) - {"episodes"}:
         _simulate(dk, seed)
+    scaled = None
+    if any(c.startswith("scale") for c in cases):  # before any fit: its sizes may not fit
+        named = 72
+        scaled = _simulate(work / f"scale-{scale_spells}", seed, scale=scale_spells / DK_SPELLS,
+                           n_small=max(scale_municipalities - named, 0))
     results: dict[str, dict[str, Any]] = {}
     paired = [c for c in PAIRED if c in cases]
     # laplace warms the scale-laplace case too: the compiled graphs do not depend on the size
@@ -275,13 +280,8 @@ def bench(out: str | Path, *, cases: tuple[str, ...] = CASES, seed: int = 1,
 
             data = write_registers(work / f"registers-{episodes_persons}", episodes_persons,
                                    seed)
-        elif case.startswith("scale"):
-            named = 72
-            data = _simulate(work / f"scale-{scale_spells}", seed,
-                             scale=scale_spells / DK_SPELLS,
-                             n_small=max(scale_municipalities - named, 0))
         else:
-            data = dk
+            data = scaled if case.startswith("scale") and scaled is not None else dk
         print(f"bench: {case} ...", flush=True)
         target = work / (case if case == "episodes" else f"fit-{case}")
         results[case] = _subprocess(case, data, target, draws)
@@ -409,8 +409,8 @@ def bench_command(args: argparse.Namespace) -> int:
     if unknown:
         from munirank.errors import InputError
 
-        raise InputError(f"unknown case(s) {unknown}; known: {list(CASES)}",
-                         file="command line", column="--cases")
+        raise InputError(f"unknown case(s) {', '.join(map(repr, unknown))}; known: "
+                         f"{', '.join(CASES)}", option="--cases")
     bench(args.out, cases=cases, seed=args.seed, scale_spells=args.scale_spells,
           scale_municipalities=args.scale_municipalities, draws=args.draws,
           repeats=args.repeats, episodes_persons=args.episodes_persons,

@@ -304,9 +304,9 @@ def _check_options(preset: str, replicates: int, workers: int | None,
 
     get_preset(preset)
     if replicates < 1:
-        raise InputError("must be at least 1", column="--replicates")
+        raise InputError(f"must be at least 1, not {replicates}", option="--replicates")
     if workers is not None and workers < 1:
-        raise InputError("must be at least 1", column="--workers")
+        raise InputError(f"must be at least 1, not {workers}", option="--workers")
     known = {f.name for f in fields(Preset)}
     unknown = set(options) - known - set(SAMPLING_OPTIONS)
     if unknown:
@@ -315,9 +315,10 @@ def _check_options(preset: str, replicates: int, workers: int | None,
     positive = ("effect_sd", "scale", "draws", "tune", "chains")
     for key in positive:
         if key in options and not options[key] > 0:
-            raise InputError(f"must be positive, got {options[key]}", column=f"--{key}")
+            raise InputError(f"must be positive, not {options[key]}",
+                             option=f"--{key.replace('_', '-')}")
     if options.get("n_small", 0) < 0:
-        raise InputError("must be >= 0", column="--n-small")
+        raise InputError(f"must be at least 0, not {options['n_small']}", option="--n-small")
     overrides = {k: v for k, v in options.items() if k not in SAMPLING_OPTIONS}
     if "n_small" in overrides:  # the small ones no longer absorb a fixed spell total
         overrides["total"] = None
@@ -590,7 +591,7 @@ def study(preset: str, replicates: int, out: str | Path, scheduler: str | None =
             failures = _run_on_dask(todo, replicates, args, scheduler, workers, progressbar)
     results = load_replicates(out, replicates)
     if not results:
-        raise RuntimeError("no replicate finished: " + "; ".join(failures))
+        raise StudyFailed(failures)
     return _write_summaries(out, results, failures, time.perf_counter() - t0, min_bin)
 
 
@@ -614,14 +615,29 @@ def _write_summaries(out: Path, results: list[dict[str, Any]], failures: list[st
     return summary
 
 
+class StudyFailed(RuntimeError):
+    """No replicate of a study finished; ``failures`` says why each one failed."""
+
+    def __init__(self, failures: list[str]) -> None:
+        self.failures = failures
+        super().__init__("no replicate finished: " + "; ".join(failures))
+
+
 def study_command(args: argparse.Namespace) -> int:
     """``munirank study``: run :func:`study` from parsed arguments; return the exit code."""
     opts = {k: getattr(args, k, None) for k in (*PRESET_OPTIONS, *SAMPLING_OPTIONS)}
     cutoff = None if getattr(args, "no_cutoff", False) else getattr(args, "cutoff", 80)
-    result = study(args.preset, args.replicates, args.out, scheduler=args.scheduler,
-                   workers=args.workers, seed=getattr(args, "seed", None) or 1, cutoff=cutoff,
-                   progressbar=not getattr(args, "quiet", False),
-                   overwrite=getattr(args, "overwrite", False), **opts)
+    try:
+        result = study(args.preset, args.replicates, args.out, scheduler=args.scheduler,
+                       workers=args.workers, seed=getattr(args, "seed", None) or 1,
+                       cutoff=cutoff, progressbar=not getattr(args, "quiet", False),
+                       overwrite=getattr(args, "overwrite", False), **opts)
+    except StudyFailed as err:  # one line per replicate, no traceback; nothing summarised
+        for failure in err.failures:
+            print(f"munirank: error: {failure}", file=sys.stderr)
+        print(f"munirank: error: no replicate of the study finished (-> {args.out})",
+              file=sys.stderr)
+        return 1
     print(result["table"])
     print(f"-> {args.out}")
     for failure in result["failures"]:
