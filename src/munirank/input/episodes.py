@@ -84,7 +84,11 @@ def build_episodes(spells: pd.DataFrame, spec: Spec, *, file: str = "data",
         Variables ``entry``, ``exit`` (months), ``event`` and ``episode_municipality``
         (dim ``episode``); ``x`` (``episode``, ``covariate``); ``z`` (``municipality``,
         ``municipal_covariate``); ``n_spells``, ``n_events`` (``municipality``); centres and
-        scales of the covariates.
+        scales of the covariates. With ``[data] episode``, ``year`` or ``parent`` (pieces,
+        cells by year, nesting; :mod:`munirank.input.cells`) the ranked municipalities are the
+        parents, the counts are of unsplit episodes, and ``unsplit_episode``,
+        ``piece_weight``, the ``cell`` and ``old_municipality`` variables come instead of
+        ``z``.
     """
     d = spec.data
     per_month = TIME_UNITS_PER_MONTH[d.time_unit]
