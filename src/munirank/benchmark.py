@@ -167,6 +167,7 @@ class _Results:
     municipalities: pd.DataFrame
     covariates: pd.DataFrame
     survival: pd.DataFrame
+    old_municipalities: pd.DataFrame | None  # nested ([data] parent): their own effects
 
 
 def _summarised(tree: xr.DataTree, episodes: xr.Dataset, spec: Spec, *,
@@ -189,7 +190,8 @@ def _summarised(tree: xr.DataTree, episodes: xr.Dataset, spec: Spec, *,
         covariates=tables.covariate_table(posterior, episodes, ci_prob=ci),
         survival=predictive.survival_table(posterior, episodes, ci_prob=ci,
                                            groups=groups_km[0], km=groups_km[1],
-                                           min_cell=spec.disclosure.min_cell))
+                                           min_cell=spec.disclosure.min_cell),
+        old_municipalities=tables.old_municipality_table(posterior, derived, episodes, spec))
 
 
 def _run_record(data: str | Path, spec: Spec, spec_file: str, episodes: xr.Dataset,
@@ -217,6 +219,8 @@ def _write(folder: Path, results: _Results, spec: Spec, run: dict[str, Any]) -> 
     subset = tables.subset_table(results.derived, spec)
     if subset is not None:
         files.write_csv(subset, folder / "ranks_subset.csv")
+    if results.old_municipalities is not None:
+        files.write_csv(results.old_municipalities, folder / "old_municipalities.csv")
     statements.write_statements(results.derived, results.municipalities, spec, folder)
     files.write_json(results.diagnostics, folder / "diagnostics.json")
     files.write_json(run, folder / "run.json")
@@ -235,9 +239,11 @@ def _result_tree(tree: xr.DataTree, derived: xr.Dataset) -> xr.DataTree:
 
     posterior = tree["posterior"].dataset
     keep = [v for v in posterior.data_vars if v in (*PARAMETERS, "u_raw")]
+    months = ["observed_months", "expected_months", "effect_months"]
+    old = [f"{v}_old" for v in months if f"{v}_old" in derived]  # nested: old municipalities
     groups = {
         "posterior": posterior[keep],
-        "derived": derived[["observed_months", "expected_months", "effect_months", "rank"]],
+        "derived": derived[[*months, "rank", *old]],
         "sample_stats": tree["sample_stats"].dataset,
     }
     out = xr.DataTree.from_dict(groups)

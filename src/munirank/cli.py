@@ -135,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("simulate", help="simulate a register with known truth")
-    p.add_argument("--preset", required=True, help="tiny, dk-1999-2005 or no-2012-2018")
+    p.add_argument("--preset", required=True,
+                   help="tiny, tiny-panel, dk-1999-2005 or no-2012-2018")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--effect-sd", type=float, help="SD of true municipality log hazard ratios")

@@ -119,9 +119,16 @@ def test_a_municipal_table_by_year_is_checked_against_the_split_episodes(registe
     assert run(_args(registers, tmp_path / "ud")) == 0
     spells = pd.read_csv(tmp_path / "ud" / "spells.csv")
     assert set(spells["year"]) == {2001}  # everything lies in 2001 here
-    spec = load_spec(tmp_path / "ud" / "spec.toml")
-    assert spec.covariates.municipal == () and spec.data.municipal_table is None
-    assert not (tmp_path / "ud" / "municipal.csv").exists()
+    spec = load_spec(tmp_path / "ud" / "spec.toml")  # what fit reads: the pieces, by year
+    assert spec.covariates.municipal == ("ledighed",)
+    assert (spec.data.municipal_table, spec.data.municipal_year) == ("municipal.csv", "aar")
+    assert (spec.data.year, spec.data.episode, spec.data.parent) == ("year", "episode", None)
+    copied = pd.read_csv(tmp_path / "ud" / "municipal.csv")
+    assert copied.columns.tolist() == ["kommune", "aar", "ledighed"]
+    assert sorted(zip(copied["kommune"], copied["aar"], strict=True)) == [
+        (k, y) for k in "ABC" for y in (2001, 2002)]  # all years of those with episodes
+    episodes = load_episodes(tmp_path / "ud" / "spells.csv", spec)
+    assert episodes.sizes["cell"] == 3 and episodes["n_spells"].sum() == len(EXPECTED)
     years[years["aar"] == 2002].to_csv(registers / "kommuner.csv", index=False)
     assert run(_args(registers, tmp_path / "ud2")) == 2
     err = capsys.readouterr().err

@@ -47,6 +47,7 @@ from scipy import stats
 
 from munirank.checking import diagnostics, predictive
 from munirank.errors import InputError
+from munirank.input.cells import fit_only
 from munirank.input.episodes import load_episodes
 from munirank.input.spec import BASELINES, ModelSpec, Spec, load_spec
 from munirank.model.build import PARAMETERS, create_model, crude_log_rate, pointwise_loglik
@@ -299,6 +300,7 @@ def run_checks(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
     inputs = (Path(data),) if isinstance(spec, Spec) else (Path(data), Path(spec))
     destinations.claim_folder(out, overwrite=overwrite, inputs=inputs)
     spec_obj = spec if isinstance(spec, Spec) else load_spec(spec)
+    fit_only(spec_obj, "check", file="<in memory>" if isinstance(spec, Spec) else str(spec))
     total = spec_obj.sampling.draws * spec_obj.sampling.chains
     if total < LOO_MIN_DRAWS:
         raise InputError(f"check needs at least {LOO_MIN_DRAWS} draws in all (draws x chains) "

@@ -32,12 +32,14 @@ import pandas as pd
 import xarray as xr
 
 from munirank.checking.kaplan_meier import km_curve
+from munirank.input.cells import piece_weights, unsplit_entry
 from munirank.input.episodes import as_codes
 from munirank.model.build import (
     linear_predictor,
     log_time_term,
     piece_cuts,
     predictor_draws,
+    segment_codes,
     survival_link,
     time_scale,
 )
@@ -152,15 +154,18 @@ def predictive_survival(posterior: xr.Dataset, episodes: xr.Dataset, grid: np.nd
     """
     keep = _subsample(np.arange(episodes.sizes["episode"]), max_episodes)
     eta = linear_predictor(posterior, episodes.isel(episode=keep))
+    weight = piece_weights(episodes)
     return _curve_summary(_mean_curves(eta.transpose("sample", "episode").to_numpy(),
                                        posterior["alpha"].to_numpy(), grid,
-                                       time_scale(episodes)), grid, ci_prob)
+                                       time_scale(episodes),
+                                       None if weight is None else weight[keep]), grid, ci_prob)
 
 
 def _mean_curves(eta: np.ndarray, alpha: np.ndarray, grid: np.ndarray,
-                 scale: float) -> np.ndarray:
+                 scale: float, weight: np.ndarray | None = None) -> np.ndarray:
+    """Mean survival curves per draw; pieces of split episodes weighted (:func:`mean_survival`)."""
     power = np.ascontiguousarray((grid / scale)[None, :] ** alpha[:, None])  # sample, month
-    return mean_survival(np.ascontiguousarray(np.exp(eta)), power)
+    return mean_survival(np.ascontiguousarray(np.exp(eta)), power, weight)
 
 
 def _curve_summary(curves: np.ndarray, grid: np.ndarray, ci_prob: float) -> pd.DataFrame:
@@ -171,22 +176,28 @@ def _curve_summary(curves: np.ndarray, grid: np.ndarray, ci_prob: float) -> pd.D
 
 
 @numba.njit(cache=True, parallel=True, fastmath=FASTMATH)
-def mean_survival(rate: np.ndarray, power: np.ndarray) -> np.ndarray:  # pragma: no cover
+def mean_survival(rate: np.ndarray, power: np.ndarray,
+                  weight: np.ndarray | None = None) -> np.ndarray:  # pragma: no cover
     """``mean_i exp(-rate[s, i] * power[s, t])`` for every draw s and month t.
 
     A numba loop with the vectorisable :func:`munirank.model.kernel.exp`, parallel over draws,
     because numpy's exp of the (draws, episodes, months) block took 31 of the 42 s that the
-    survival table of a million episodes cost (measured).
+    survival table of a million episodes cost (measured). ``weight``: pieces of split
+    episodes count by their share of their episode (a weighted mean; None compiles without).
     """
     n_draw, n_ep = rate.shape
+    total = n_ep if weight is None else weight.sum()
     out = np.empty(power.shape)
     for s in numba.prange(n_draw):
         for t in range(power.shape[1]):
             p = power[s, t]
             acc = 0.0
             for i in range(n_ep):
-                acc += fast_exp(-rate[s, i] * p)
-            out[s, t] = acc / n_ep
+                if weight is None:
+                    acc += fast_exp(-rate[s, i] * p)
+                else:
+                    acc += weight[i] * fast_exp(-rate[s, i] * p)
+            out[s, t] = acc / total
     return out
 
 
@@ -203,12 +214,14 @@ def survival_groups(episodes: xr.Dataset, *, n_largest: int = 5,
 def _members(episodes: xr.Dataset, group: str) -> tuple[np.ndarray, np.ndarray]:
     """A group's episodes for its Kaplan-Meier curve, and those its predictive curve averages.
 
-    Nationally the predictive curve averages persons' first episodes (entry 0), whose curve
-    the delayed-entry Kaplan-Meier estimates; a municipality's averages all of its episodes.
+    Nationally the predictive curve averages persons' first episodes (entry 0; all the pieces
+    of a split one), whose curve the delayed-entry Kaplan-Meier estimates; a municipality's
+    averages all of its episodes.
     """
     entry = episodes["entry"].to_numpy()
     if group == NATIONAL:
-        return np.arange(len(entry)), _subsample(np.flatnonzero(entry == 0), MAX_PRED_EPISODES)
+        first = np.flatnonzero(unsplit_entry(episodes) == 0)
+        return np.arange(len(entry)), _subsample(first, MAX_PRED_EPISODES)
     mine = np.flatnonzero(episodes["episode_municipality"].to_numpy() == group)
     return mine, _subsample(mine, MAX_PRED_EPISODES_GROUP)
 
@@ -267,13 +280,16 @@ def survival_table(posterior: xr.Dataset, episodes: xr.Dataset, *,
     # the draws as numpy once; each group's linear predictor from them (xarray per group took
     # 0.7 of the table's 1.4 s of CPU on dk-1999-2005, measured)
     beta0, beta, level = predictor_draws(thinned, episodes)
-    x, codes = episodes["x"].to_numpy(), as_codes(episodes)
+    x, codes = episodes["x"].to_numpy(), segment_codes(episodes)
     alpha, scale = thinned["alpha"].to_numpy(), time_scale(episodes)
+    weight = piece_weights(episodes)  # pieces of split episodes count by their share
     parts = []
     for group, km_part in zip(groups, km, strict=True):
         _, averaged = _members(episodes, group)
         eta = beta0[:, None] + beta @ x[averaged].T + np.take(level, codes[averaged], axis=-1)
-        pred = _curve_summary(_mean_curves(eta, alpha, grid, scale), grid, ci_prob)
+        pred = _curve_summary(_mean_curves(eta, alpha, grid, scale,
+                                           None if weight is None else weight[averaged]),
+                              grid, ci_prob)
         parts.append(km_part.merge(pred, on="month").assign(group=group))
     out = pd.concat(parts, ignore_index=True)[COLUMNS]
     out.attrs.update(ci_prob=ci_prob, min_cell=min_cell, n_draws=thinned.sizes["sample"])
@@ -338,9 +354,11 @@ def completion_table(posterior: xr.Dataset, episodes: xr.Dataset, *, baseline: s
     names = episodes["municipality"].to_numpy().tolist()
     codes = as_codes(episodes)
     entry = episodes["entry"].to_numpy()
+    share = piece_weights(episodes)  # pieces count by their share of their episode
+    share = np.ones(len(codes)) if share is None else share
     weights = np.zeros((len(codes), len(names) + 1))
-    weights[np.arange(len(codes)), codes] = 1.0
-    weights[:, -1] = entry == 0
+    weights[np.arange(len(codes)), codes] = share
+    weights[:, -1] = (unsplit_entry(episodes) == 0) * share
     weights /= weights.sum(axis=0)
     done = np.stack([1 - survival_link(baseline, eta + g[:, [j]]) @ weights
                      for j in range(len(grid))], axis=-1)  # sample, group, month

@@ -11,7 +11,7 @@ builds the episodes (:func:`munirank.input.registers.register_episodes`) and wri
 - ``spec.toml``: the spec for ``munirank fit DIR/spells.csv --spec DIR/spec.toml`` (the
   user's, with what ``episodes`` already applied taken out);
 - ``municipal.csv``: the municipal table's rows of the municipalities with episodes (a table
-  keyed by year is not copied: the model does not read one yet);
+  keyed by year: all its years of those municipalities, checked to cover every piece);
 - ``summary.json`` and ``summary.txt``: aggregate counts of what was done, counts under
   ``[disclosure] min_cell`` blanked (:mod:`munirank.output.disclosure`).
 """
@@ -31,7 +31,12 @@ from munirank.errors import InputError
 from munirank.input import validate
 from munirank.input.crosswalk import read_crosswalk
 from munirank.input.read import read_table
-from munirank.input.registers import RegisterEpisodes, Sources, register_episodes
+from munirank.input.registers import (
+    RegisterEpisodes,
+    Sources,
+    output_columns,
+    register_episodes,
+)
 from munirank.input.spec import Spec, load_spec, spec_from_dict, spec_to_dict
 from munirank.output import destinations
 from munirank.output.disclosure import blank_small_count, blank_small_parts
@@ -82,21 +87,34 @@ def build(persons: str | Path, residence: str | Path, spec: Spec,
     if d.municipal_year is not None:
         needed = ep[[d.group, "year"]].drop_duplicates()
         validate.check_municipal_years(municipal, needed, spec, file=municipal_file)
-        return result, None
-    if spec.covariates.municipal:  # fit's checks, with the file's row numbers, before writing
+    elif spec.covariates.municipal:  # fit's checks, with the file's row numbers, before writing
         validate.validate_municipal(municipal, spec, sorted(set(known or [])),
                                     file=municipal_file)
     return result, municipal[municipal[d.group].isin(pd.unique(ep[d.group]))]
 
 
 def fit_spec(spec: Spec, *, entry: str, municipal_copied: bool) -> dict[str, Any]:
-    """The spec ``fit`` reads beside the episodes: what ``episodes`` applied taken out."""
+    """The spec ``fit`` reads beside the episodes: what ``episodes`` applied taken out.
+
+    Split at years, ``[data] episode`` and ``year`` name the columns of the pieces; on the old
+    municipalities of a crosswalk, ``[data] parent`` names ``<group>_new``, so that ``fit``
+    nests the old municipalities in the new ones and ranks the new ones (remove the key to
+    rank the old ones instead).
+    """
     values = spec_to_dict(spec)
     values.pop("registers", None)
     data = values["data"]
-    for key in ("crosswalk", "crosswalk_columns", "crosswalk_level", "municipal_year"):
+    for key in ("crosswalk", "crosswalk_columns", "crosswalk_level"):
         data.pop(key, None)
     data["entry"] = entry
+    columns = output_columns(spec)
+    for key in ("episode", "year"):
+        if key in columns:
+            data[key] = columns[key]
+    if "group_new" in columns:
+        data["parent"] = columns["group_new"]
+    if not municipal_copied:
+        data.pop("municipal_year", None)
     if municipal_copied:
         data["municipal_table"] = "municipal.csv"
     else:

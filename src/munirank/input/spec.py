@@ -90,6 +90,15 @@ class DataSpec:
     crosswalk: str | None = None
     crosswalk_columns: tuple[str, ...] = ("old", "new", "date")
     crosswalk_level: str = "new"  # one of CROSSWALK_LEVELS
+    # the episode table's calendar-year column (episodes split at 1 January): each piece
+    # reads the municipal table's row of its municipality and year (needs municipal_year)
+    year: str | None = None
+    # the column numbering the unsplit episodes of a table split into pieces: counts and
+    # effects count episodes, not pieces (``munirank episodes`` writes ``episode``)
+    episode: str | None = None
+    # the column with each row's new municipality: the group's (old) municipalities are
+    # nested in these, and these are ranked (``munirank episodes`` writes ``<group>_new``)
+    parent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,7 +124,8 @@ class PriorSpec:
     alpha ~ LogNormal(alpha_mu, alpha_sigma); beta ~ Normal(0, beta_sigma);
     gamma ~ Normal(0, gamma_sigma); sigma ~ HalfNormal(sigma_sigma);
     beta0 ~ Normal(crude log event rate, beta0_sigma); Student-t effects have nu degrees
-    of freedom.
+    of freedom; with ``[data] parent``, the old municipalities' SD around their new
+    municipality's effect sigma_old ~ HalfNormal(sigma_old_sigma).
     """
 
     alpha_mu: float = 0.0
@@ -125,6 +135,7 @@ class PriorSpec:
     sigma_sigma: float = 0.5
     beta0_sigma: float = 1.0
     nu: float = 4.0
+    sigma_old_sigma: float = 0.5  # sigma_old ~ HalfNormal: old municipalities within a new one
 
 
 @dataclass(frozen=True)
@@ -328,6 +339,11 @@ def check_spec(spec: Spec, *, file: str = "spec") -> None:
          "covariates.categorical", "must be a subset of covariates.individual"),
         (not (spec.covariates.municipal and spec.data.municipal_table is None),
          "covariates.municipal", "needs data.municipal_table"),
+        (spec.data.parent is None or spec.data.parent != spec.data.group, "data.parent",
+         "must name another column than data.group (the new municipality of each row)"),
+        (spec.data.parent is None or spec.sampling.method != "laplace", "sampling.method",
+         "laplace integrates over sigma only: nested municipalities ([data] parent) need "
+         "method = \"nuts\""),
         (spec.data.crosswalk_level in CROSSWALK_LEVELS, "data.crosswalk_level",
          f"must be one of {CROSSWALK_LEVELS}"),
         (len(spec.data.crosswalk_columns) == 3, "data.crosswalk_columns",
@@ -391,6 +407,8 @@ def spec_to_dict(spec: Spec) -> dict[str, Any]:
     for key in ("crosswalk_columns", "crosswalk_level"):
         if out["data"][key] == getattr(DataSpec(), key):
             out["data"].pop(key)
+    if spec.model.priors.sigma_old_sigma == PriorSpec().sigma_old_sigma:
+        out["model"]["priors"].pop("sigma_old_sigma")  # read only with [data] parent
 
     def clean(v: Any) -> Any:
         if isinstance(v, dict):

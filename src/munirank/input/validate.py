@@ -153,12 +153,18 @@ def validate_spells(df: pd.DataFrame, spec: Spec, *, file: str) -> pd.DataFrame:
     d, cov = spec.data, spec.covariates
     numeric = [c for c in cov.individual if c not in cov.categorical]
     times = [d.time] + ([d.entry] if d.entry is not None else [])
-    text = [d.group, *cov.categorical]
-    _require(df, [d.group, *times, d.event, *cov.individual], file)
-    _no_missing(df, [d.group, *times, d.event, *cov.individual], file)
-    df = _numeric(df, [*times, d.event, *numeric], file)
+    keys = [c for c in (d.episode, d.parent) if c is not None]  # codes, read as text
+    years = [d.year] if d.year is not None else []
+    text = [d.group, *keys, *cov.categorical]
+    _require(df, [d.group, *times, d.event, *years, *keys, *cov.individual], file)
+    _no_missing(df, [d.group, *times, d.event, *years, *keys, *cov.individual], file)
+    df = _numeric(df, [*times, d.event, *years, *numeric], file)
     finite = pa.Check(np.isfinite, name="finite")
     columns: dict[str, pa.Column] = {d.group: pa.Column(str, nullable=False)}
+    for c in keys:
+        columns[c] = pa.Column(str, nullable=False)
+    for c in years:
+        columns[c] = pa.Column(float, pa.Check(lambda y: np.mod(y, 1) == 0, name="whole years"))
     columns[d.time] = pa.Column(float, [pa.Check.gt(0), finite], nullable=False)
     if d.entry is not None:
         columns[d.entry] = pa.Column(float, [pa.Check.ge(0), finite], nullable=False)
@@ -177,8 +183,10 @@ def validate_spells(df: pd.DataFrame, spec: Spec, *, file: str) -> pd.DataFrame:
                              file=file, column=d.time, rows=_rows(bad))
     if out[d.event].sum() == 0:
         raise InputError("no events at all: nothing to estimate", file=file, column=d.event)
-    _check_covariates(out, numeric, cov.categorical, file)
-    return out
+    # pieces of one episode count once (a level with a single spell is one episode)
+    spells = out if d.episode is None else out.drop_duplicates(d.episode)
+    _check_covariates(spells, numeric, cov.categorical, file)
+    return out.astype({c: np.int64 for c in years})
 
 
 def _check_covariates(df: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[str],
@@ -194,7 +202,8 @@ def _check_covariates(df: pd.DataFrame, numeric: Sequence[str], categorical: Seq
         if len(single):
             level = single.index[0]
             raise InputError(f"categorical level {level!r} has a single spell: merge it",
-                             file=file, column=c, rows=_rows(df[c] == level))
+                             file=file, column=c,
+                             rows=[int(i) + 1 for i in df.index[df[c] == level]])
 
 
 def validate_municipal(df: pd.DataFrame, spec: Spec, municipalities: Sequence[str], *,
@@ -352,7 +361,7 @@ def _with_hint(name: str, known: Sequence[str]) -> str:
 
 
 def check_named_municipalities(names: Sequence[str], known: Sequence[str], *, source: str,
-                               file: str, column: str) -> list[str]:
+                               file: str, column: str, minimum: int = 2) -> list[str]:
     """Municipalities named for comparison: at least two different ones, all of them known.
 
     Parameters
@@ -366,6 +375,8 @@ def check_named_municipalities(names: Sequence[str], known: Sequence[str], *, so
         ``"--municipalities"``.
     file, column : str
         The file and column that ``known`` comes from.
+    minimum : int
+        How many different names are needed (2: a comparison; 1: a subset to rank within).
 
     Returns
     -------
@@ -388,7 +399,7 @@ def check_named_municipalities(names: Sequence[str], known: Sequence[str], *, so
         raise InputError(f"{source} must be a list of municipality names, not the text "
                          f"{names!r}", file=file, column=column)
     unique = list(dict.fromkeys(str(m) for m in names))
-    if len(unique) < 2:
+    if len(unique) < minimum:
         raise InputError(f"{source} needs at least two different municipalities to compare, "
                          f"got {unique}", file=file, column=column)
     have = [str(m) for m in known]

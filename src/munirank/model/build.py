@@ -55,7 +55,7 @@ from pymc.distributions.dist_math import normal_lccdf
 from scipy import special
 
 from munirank.input.episodes import as_codes
-from munirank.input.spec import ModelSpec
+from munirank.input.spec import ModelSpec, PriorSpec
 from munirank.model.kernel import cumulative_hazard, hazard_data, shared_inputs
 
 PIECE_CUTS_MONTHS = (6.0, 12.0, 24.0, 36.0)
@@ -214,6 +214,10 @@ def create_model(episodes: xr.Dataset, spec: ModelSpec) -> pm.Model:
     """
     if spec.baseline != "weibull":
         return _create_alternative(episodes, spec)
+    if "cell" in episodes.dims:  # a municipal table by year, or nesting (model.cells)
+        from munirank.model.cells import create_cell_model
+
+        return create_cell_model(episodes, spec)
     p = spec.priors
     scale = time_scale(episodes)
     t = episodes["exit"].to_numpy() / scale
@@ -237,11 +241,7 @@ def create_model(episodes: xr.Dataset, spec: ModelSpec) -> pm.Model:
             n_events=d.sum(), sum_d_logt=(d * np.log(t)).sum(),
             beta0_mu=crude_log_rate(episodes))
 
-        alpha = pm.LogNormal("alpha", mu=p.alpha_mu, sigma=p.alpha_sigma)
-        beta0 = pm.Normal("beta0", mu=data["beta0_mu"], sigma=p.beta0_sigma)
-        beta = pm.Normal("beta", 0.0, p.beta_sigma, dims="covariate")
-        gamma = pm.Normal("gamma", 0.0, p.gamma_sigma, dims="municipal_covariate")
-        sigma = pm.HalfNormal("sigma", p.sigma_sigma)
+        alpha, beta0, beta, gamma, sigma = top_level_priors(p, data["beta0_mu"])
         # products as elementwise sums, not pt.dot: numba's BLAS calls look their function
         # up through an object-mode block compiled in every process (0.3-0.7 s per fit,
         # measured), and these vectors are too short for BLAS to matter
@@ -255,6 +255,17 @@ def create_model(episodes: xr.Dataset, spec: ModelSpec) -> pm.Model:
         cum_hazard = cumulative_hazard(beta0 + mu_m, beta, alpha, hazard_vars)
         pm.Potential("loglik", event_part - cum_hazard)
     return model
+
+
+def top_level_priors(p: PriorSpec, beta0_mu: pt.TensorVariable,
+                     ) -> tuple[pt.TensorVariable, ...]:
+    """alpha, beta0, beta, gamma and sigma of the Weibull model, in this order."""
+    alpha = pm.LogNormal("alpha", mu=p.alpha_mu, sigma=p.alpha_sigma)
+    beta0 = pm.Normal("beta0", mu=beta0_mu, sigma=p.beta0_sigma)
+    beta = pm.Normal("beta", 0.0, p.beta_sigma, dims="covariate")
+    gamma = pm.Normal("gamma", 0.0, p.gamma_sigma, dims="municipal_covariate")
+    sigma = pm.HalfNormal("sigma", p.sigma_sigma)
+    return alpha, beta0, beta, gamma, sigma
 
 
 def _packed_data(name: str, **arrays: np.ndarray | float) -> dict[str, pt.TensorVariable]:
@@ -397,7 +408,8 @@ def _aft_ph_loglik_tensor(baseline, eta, alpha, t, s, d, delayed):  # noqa: ANN0
     return pt.sum(d * (log_a + z_t)) - pt.sum(pt.exp(z_t)) + pt.sum(pt.exp(z_s))
 
 
-PARAMETERS = ("alpha", "beta0", "beta", "gamma", "sigma", "u", "log_piece")
+PARAMETERS = ("alpha", "beta0", "beta", "gamma", "sigma", "u", "log_piece", "sigma_old",
+              "u_old")
 
 
 def pointwise_loglik(posterior: xr.Dataset, episodes: xr.Dataset, *,
@@ -458,7 +470,9 @@ def predictor_draws(posterior: xr.Dataset, episodes: xr.Dataset, *, with_effect:
     tuple of numpy.ndarray
         ``beta0`` (sample...), ``beta`` (sample..., covariate) and the municipal level
         ``z_m'gamma + u_m`` (sample..., municipality; without ``u_m`` if not ``with_effect``),
-        with the posterior's sample dims first.
+        with the posterior's sample dims first. With cells (:mod:`munirank.model.cells`) the
+        level is per cell, ``z_c'gamma + u_k(c)``; :func:`segment_codes` gives each
+        episode's.
     """
     sample_dims = posterior["beta0"].dims
 
@@ -469,10 +483,22 @@ def predictor_draws(posterior: xr.Dataset, episodes: xr.Dataset, *, with_effect:
         return values.transpose(*sample_dims, dim).to_numpy()
 
     beta, gamma = draws("beta", "covariate"), draws("gamma", "municipal_covariate")
+    if "cell" in episodes.dims:
+        from munirank.model.cells import cell_levels
+
+        return (posterior["beta0"].to_numpy(), beta,
+                cell_levels(posterior, episodes, gamma, with_effect=with_effect))
     level = gamma @ episodes["z"].to_numpy().T  # sample..., municipality
     if with_effect:
         level = level + draws("u", "municipality")
     return posterior["beta0"].to_numpy(), beta, level
+
+
+def segment_codes(episodes: xr.Dataset) -> np.ndarray:
+    """Each episode's index into :func:`predictor_draws`' level: its cell or municipality."""
+    if "cell" in episodes.dims:
+        return episodes["episode_cell"].to_numpy()
+    return as_codes(episodes)
 
 
 def linear_predictor(posterior: xr.Dataset, episodes: xr.Dataset,
@@ -487,7 +513,7 @@ def linear_predictor(posterior: xr.Dataset, episodes: xr.Dataset,
     sample_dims = posterior["beta0"].dims
     beta0, beta, mu = predictor_draws(posterior, episodes, with_effect=with_effect)
     eta = (beta0[..., None] + beta @ episodes["x"].to_numpy().T
-           + np.take(mu, as_codes(episodes), axis=-1))
+           + np.take(mu, segment_codes(episodes), axis=-1))
     coords = dict(posterior["beta0"].coords)
     if "episode" in episodes.coords:
         coords["episode"] = episodes["episode"]

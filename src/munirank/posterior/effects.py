@@ -186,8 +186,12 @@ _BLOCK = 256  # episodes per block of the effect sums (their buffers stay in L1)
 
 
 @numba.njit(cache=True, parallel=True, fastmath=FASTMATH)
-def _rmst_sums(alpha, base, muni, u, starts, value, slope, logc, scale):  # pragma: no cover
+def _rmst_sums(alpha, base, muni, u, starts, value, slope, logc, scale,  # pragma: no cover
+               weight=None):
     """Per draw s and municipality m: sums over m's episodes of RMST with and without u_m.
+
+    ``weight`` (sorted like the episodes): each term times its row's weight, the piece's
+    share of its episode (:mod:`munirank.posterior.cells`); None compiles without it.
 
     Episodes are sorted by municipality (m's are ``starts[m]:starts[m + 1]``). log x =
     eta + alpha log c, so neither exp(eta) nor log x is formed; RMST = scale
@@ -225,6 +229,8 @@ def _rmst_sums(alpha, base, muni, u, starts, value, slope, logc, scale):  # prag
                     lx = base[s, b0 + k] + mm
                     lx0[k] = lx
                     r0[k] = g * fast_exp(-(lx - shift) * a)
+                    if weight is not None:
+                        r0[k] *= weight[b0 + k]
                     low0[k] = _below_grid(lx, a, lg_a1)
                     low1[k] = _below_grid(lx + um, a, lg_a1)
                 for k in range(nb):  # table look-ups
@@ -254,6 +260,10 @@ def duration_effects(posterior: xr.Dataset, episodes: xr.Dataset) -> xr.Dataset:
         ``observed_months``, ``expected_months``, ``effect_months`` with dims
         (chain, draw, municipality), plus ``log_hr``, ``hazard_ratio`` and ``time_ratio``.
     """
+    if "cell" in episodes.dims or "piece_weight" in episodes:
+        from munirank.posterior.cells import split_duration_effects
+
+        return split_duration_effects(posterior, episodes)
     scale = time_scale(episodes)
     horizon = float(episodes.attrs["horizon_months"])
     n_chain, n_draw = posterior.sizes["chain"], posterior.sizes["draw"]

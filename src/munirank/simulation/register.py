@@ -201,6 +201,9 @@ def simulate_register(name: str, seed: int, **overrides: float | str) -> dict[st
     420
     """
     p = replace(preset(name), **overrides)
+    if p.panel_years:
+        raise InputError(f"preset {name!r} is simulated in calendar time: write it with "
+                         "munirank simulate (simulation.panel)", column="--preset")
     rng = np.random.default_rng(seed)
     counts = municipality_counts(p, rng)
     names = counts.index.tolist()
@@ -387,6 +390,10 @@ def write_register(name: str, seed: int, out: str | Path, *, register_form: bool
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if preset(name).panel_years:
+        from munirank.simulation.panel import write_panel
+
+        return write_panel(name, seed, out, register_form=register_form, **overrides)
     tables = simulate_register(name, seed, **overrides)
     files = {"spells": "spells.csv", "municipal": "municipal.csv", "truth": "truth.csv"}
     for key, fname in files.items():

@@ -32,7 +32,7 @@ REGISTERS = {"id": "person_id", "arrival": "arrival", "event_date": "event_date"
              "end_dates": ["emigration", "end_of_follow_up"], "municipality": "municipality",
              "from_date": "from", "to_date": "to"}
 """The ``[registers]`` section of a simulated register's spec: its column names."""
-EPISODE_COLUMNS = ("person_id", "municipality", "start", "stop", "event", "outcome")
+EPISODE_COLUMNS = ("person_id", "municipality", "start", "stop", "event", "outcome", "arrival")
 
 
 def _days(n: np.ndarray | int) -> np.ndarray:
@@ -47,6 +47,8 @@ def _jan1(year: np.ndarray) -> np.ndarray:
 def _arrivals(first: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
     """Arrival midnights (int64 ns): within the permit week or start year when known."""
     n = len(first)
+    if "arrival" in first:  # simulated in calendar time (simulation.panel): the dates as drawn
+        return first["arrival"].to_numpy(np.int64)
     if "permit_year" in first:
         year = first["permit_year"].to_numpy(np.int64)
         offset = (_days((first["permit_week"].to_numpy(np.int64) - 1) * 7
