@@ -34,9 +34,9 @@ dominate the prior, non-centred elsewhere. The level of a unit with cells is
 covariates weighted by their events (what its events pin down; the cells' mean where it has
 none), which is the default model's level when the covariates do not change over years.
 
-- Without nesting: municipality m centred (:math:`\tilde u_m \sim N(L_m, \sigma)`,
-  :math:`u_m = \tilde u_m - L_m`) when :math:`D_m s^2 \ge 1`, s the prior median of
-  :math:`\sigma` (:func:`munirank.model.build.centred_municipalities`).
+- Without nesting: as the default model, municipality m partially non-centred on its level
+  :math:`L_m` with the weight :math:`w_m = D_m s^2/(1 + D_m s^2)`, s the prior median of
+  :math:`\sigma` (:func:`munirank.model.build.centring_weights`).
 - Old municipality o: centred (:math:`\tilde u_o \sim N(L_o + u^{new}_{n(o)},
   \sigma_{old})`, :math:`u_o = \tilde u_o - L_o`) when :math:`D_o s_{old}^2 \ge 1`, else
   :math:`u_o = u^{new}_{n(o)} + \sigma_{old}\tilde u_o`. An old municipality with many
@@ -102,12 +102,25 @@ def prior_median(scale: float) -> float:
 
 def centred_by_information(information: np.ndarray, spec: ModelSpec,
                            prior_scale: float) -> np.ndarray:
-    """Centre where the data's information on an effect beats the prior's (module docstring)."""
+    """Centre where the data's information on an effect beats the prior's (module docstring).
+
+    Whole (boolean): the nested effects' geometry is built on fully centred or non-centred
+    units (:func:`_nested_normal`).
+    """
     if spec.parametrisation == "centred":
         return np.ones(len(information), bool)
     if spec.parametrisation == "non_centred":
         return np.zeros(len(information), bool)
     return np.asarray(information) * prior_median(prior_scale) ** 2 >= 1.0
+
+
+def centring_by_information(information: np.ndarray, spec: ModelSpec,
+                            prior_scale: float) -> np.ndarray:
+    """The weights of partial centring (:func:`munirank.model.build.centring_weights`)."""
+    if spec.parametrisation in ("switch", "centred", "non_centred"):
+        return centred_by_information(information, spec, prior_scale).astype(float)
+    info = np.asarray(information, float) * prior_median(prior_scale) ** 2
+    return info / (1.0 + info)
 
 
 def _new_information(events_old: np.ndarray, parent: np.ndarray, n_new: int,
@@ -179,8 +192,8 @@ def _unit_data(episodes: xr.Dataset, spec: ModelSpec, events_c: np.ndarray,
     n_unit = episodes.sizes[unit_dim(episodes)]
     events_u = np.bincount(k, weights=events_c, minlength=n_unit)
     out = {"z_unit": event_weighted(z, events_c, k, n_unit)}
-    if OLD not in episodes.dims:
-        out["centred"] = centred_by_information(events_u, spec, spec.priors.sigma_sigma)
+    if OLD not in episodes.dims:  # as the default model: partially non-centred
+        out["centred"] = centring_by_information(events_u, spec, spec.priors.sigma_sigma)
         return out, k
     parent = unit_parents(episodes)
     n_new = episodes.sizes["municipality"]
