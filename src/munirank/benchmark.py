@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +33,7 @@ class FitResult:
     covariates: pd.DataFrame
     diagnostics: dict[str, Any]
     tree: xr.DataTree
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage (run.json)
 
     @property
     def converged(self) -> bool:
@@ -124,7 +125,7 @@ def fit(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
         _write(tmp, results, spec_obj, run)
     return FitResult(out=Path(out), municipalities=results.municipalities,
                      covariates=results.covariates, diagnostics=results.diagnostics,
-                     tree=results.tree)
+                     tree=results.tree, timings=run["timings"])
 
 
 def _checked_spec(spec: str | Path | Spec, *, min_cell: int | None,

@@ -14,7 +14,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
-from munirank.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNCONVERGED, InputError
+from munirank.errors import (
+    EXIT_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_UNCONVERGED,
+    InputError,
+    MissingExtra,
+)
 from munirank.input.spec import DEFAULT_TUNE, METHODS, SAMPLERS
 
 _TUNE_HELP = "tuning steps per chain (default: " + ", ".join(
@@ -306,7 +313,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         func: Callable[[argparse.Namespace], int] = args.func
         with interruptible():  # SIGTERM ends a run like Ctrl-C: cleaned up, nothing written
             return func(args)
-    except InputError as err:
+    except (InputError, MissingExtra) as err:
         print(f"munirank: error: {err}", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt as err:

@@ -69,6 +69,23 @@ class InputError(ValueError):
         super().__init__(f"{prefix}: {message}" if prefix else message)
 
 
+class MissingExtra(ImportError):
+    """An optional feature's packages are not installed (exit code 2, one line).
+
+    Parameters
+    ----------
+    feature : str
+        What needs them, e.g. ``"munirank study"``.
+    extra : str
+        The extra that installs them, e.g. ``"study"``.
+    """
+
+    def __init__(self, feature: str, extra: str) -> None:
+        self.extra = extra
+        super().__init__(f"{feature} needs munirank's optional packages '{extra}': "
+                         f"pip install 'munirank[{extra}]'")
+
+
 class Interrupted(KeyboardInterrupt):
     """SIGINT or SIGTERM arrived while munirank worked; nothing was written.
 

@@ -316,3 +316,15 @@ def test_a_study_where_every_replicate_fails_is_one_line_per_failure(tmp_path, m
     assert code == 1 and "Traceback" not in err
     assert err.count("could not be simulated") == 2
     assert "no replicate of the study finished" in err
+
+
+def test_a_study_without_dask_names_the_extra_to_install(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "distributed" else real(name, *a))
+    code = run(["study", "--preset", "tiny", "--replicates", "1", "--out", str(tmp_path / "s")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err
+    assert "pip install 'munirank[study]'" in err and not (tmp_path / "s").exists()

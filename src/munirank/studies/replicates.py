@@ -50,7 +50,7 @@ import pandas as pd
 from scipy import stats
 from threadpoolctl import threadpool_limits
 
-from munirank.errors import InputError
+from munirank.errors import InputError, MissingExtra
 from munirank.output import destinations, files
 
 LEVELS = (0.5, 0.9)  # interval probabilities whose coverage is scored
@@ -289,7 +289,7 @@ def run_replicate(preset: str, index: int, seed: int, out: str, overrides: dict[
         diagnostics={k: d[k] for k in ("rhat_max", "ess_bulk_min", "ess_tail_min",
                                        "divergences", "draws", "tune", "chains")},
         seconds=round(time.perf_counter() - t0, 1), worker=name, pid=os.getpid(),
-        compiledir=compiledir)
+        compiledir=compiledir, fit_timings=getattr(res.fit, "timings", {}))
     _write_atomic(result, path)
     return result
 
@@ -374,14 +374,19 @@ def _alive(pid: int) -> bool:
     return pid > 0
 
 
+def _require_dask() -> None:
+    """Raise :class:`munirank.errors.MissingExtra` if dask.distributed is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("distributed") is None:
+        raise MissingExtra("munirank study", "study")
+
+
 @contextlib.contextmanager
 def _client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
-    try:
-        import dask
-        from distributed import Client, LocalCluster
-    except ImportError as err:
-        raise ImportError("studies need dask.distributed: pip install 'dask[distributed]'") \
-            from err
+    import dask
+    from distributed import Client, LocalCluster
+
     if scheduler:
         with Client(scheduler) as client:
             yield client
@@ -571,7 +576,10 @@ def study(preset: str, replicates: int, out: str | Path, scheduler: str | None =
     InputError
         On bad options, an ``out`` that holds a study with other settings, or one that munirank
         may not write into.
+    MissingExtra
+        If dask.distributed is not installed (``pip install 'munirank[study]'``).
     """
+    _require_dask()
     options = {k: v for k, v in options.items() if v is not None}
     overrides, sampling = _check_options(preset, replicates, workers, options)
     out = Path(out)
