@@ -211,3 +211,29 @@ def split_tiny(tiny_dir, tmp_path_factory):
                      "year": "year", "episode": "episode"}
     (out / "spec.toml").write_text(tomli_w.dumps(spec))
     return out
+
+
+@pytest.fixture(scope="session")
+def periods_dir(own_names_dir, tmp_path_factory):
+    """The tiny register in Danish names measured twice: period column ``maaling``.
+
+    Persons are drawn into measurement 2007 or 2009 (seeded); municipality 'M20' has no
+    episodes in 2007 (present in one period only). spec.toml sets ``[data] period``.
+    """
+    import pandas as pd
+    import tomli_w
+
+    from munirank.input.spec import load_spec, spec_to_dict
+
+    out = tmp_path_factory.mktemp("periods")
+    spells = pd.read_csv(own_names_dir / "spells.csv", dtype={"kommune": str})
+    persons = spells["pnr"].unique()
+    later = pd.Series(np.random.default_rng(5).random(len(persons)) < 0.5, index=persons)
+    spells["maaling"] = np.where(later.loc[spells["pnr"]].to_numpy(), 2009, 2007)
+    spells = spells[~((spells["kommune"] == "M20") & (spells["maaling"] == 2007))]
+    spells.to_csv(out / "spells.csv", index=False)
+    pd.read_csv(own_names_dir / "municipal.csv").to_csv(out / "municipal.csv", index=False)
+    spec = spec_to_dict(load_spec(own_names_dir / "spec.toml"))
+    spec["data"]["period"] = "maaling"
+    (out / "spec.toml").write_text(tomli_w.dumps(spec))
+    return out

@@ -57,11 +57,11 @@ def validated_in_code() -> dict[tuple[str, str], tuple[str, ...]]:
     """Options whose values are checked in code, not by argparse: their allowed values."""
     from munirank.checking.alternatives import variants
     from munirank.input.spec import Spec
-    from munirank.simulation.presets import NAMES
+    from munirank.simulation.presets import NAMES, PERIOD_PRESETS
     from munirank.studies.bench import CASES
 
     models = tuple(v.name for v in variants(Spec(), has_municipal=True)[1:])
-    return {("simulate", "--preset"): NAMES, ("study", "--preset"): NAMES,
+    return {("simulate", "--preset"): NAMES + PERIOD_PRESETS, ("study", "--preset"): NAMES,
             ("bench", "--cases"): CASES, ("check", "--models"): models}
 
 
@@ -117,6 +117,7 @@ RUNS = [
                      "loglogistic")),
     Run("simulate", ("--preset", "dk-1999-2005")),
     Run("simulate", ("--preset", "no-2012-2018")),
+    Run("simulate", ("--preset", "dk-two-periods")),
     *[Run(c, ("--sampler", s, "--method", "nuts", *SHORT)) for c in ("fit", "compare")
       for s in ("nutpie", "pymc")],
     *[Run(c, ("--method", "laplace", *SHORT)) for c in ("fit", "compare")],
@@ -136,6 +137,7 @@ RUNS = [
       for p in ("dk-1999-2005", "no-2012-2018")],
     Run("bench", ("--cases", "nutpie,pymc,frequentist,laplace", *SHORT_BENCH), slow=True),
     Run("bench", ("--cases", "nutpie-cold", *SHORT_BENCH), slow=True),
+    Run("bench", ("--cases", "periods", *SHORT_BENCH), slow=True),
     Run("bench", ("--cases", "scale-nuts,scale-laplace", *SHORT_BENCH), slow=True),
     Run("bench", ("--cases", "episodes", "--episodes-persons", "2000"), slow=True),
     Run("bench", ("--cases", "study-replicate", "--draws", "20"), slow=True),

@@ -169,6 +169,7 @@ class _Results:
     covariates: pd.DataFrame
     survival: pd.DataFrame
     old_municipalities: pd.DataFrame | None  # nested ([data] parent): their own effects
+    periods: Any = None  # [data] period: posterior.periods.PeriodResults
 
 
 def _summarised(tree: xr.DataTree, episodes: xr.Dataset, spec: Spec, *,
@@ -180,14 +181,22 @@ def _summarised(tree: xr.DataTree, episodes: xr.Dataset, spec: Spec, *,
 
     posterior = tree["posterior"].dataset
     diag = diagnostics.convergence(tree, var_names=list(PARAMETERS))
-    derived = tables.derived_draws(posterior, episodes, spec)
+    found = None
+    if "period" in episodes.dims:  # measurement periods: per period, and changes
+        from munirank.posterior import periods
+
+        found = periods.summarised(posterior, episodes, spec, converged=diag["converged"])
+        derived, municipalities = found.derived, found.municipalities
+    else:
+        derived = tables.derived_draws(posterior, episodes, spec)
+        municipalities = tables.municipality_table(posterior, derived, episodes, spec,
+                                                   converged=diag["converged"])
     ci, groups_km = spec.sampling.ci_prob, survival_km
     result_tree = _result_tree(tree, derived)
     disclosure.check_aggregate(result_tree)
     return _Results(
-        tree=result_tree, derived=derived, diagnostics=diag,
-        municipalities=tables.municipality_table(posterior, derived, episodes, spec,
-                                                  converged=diag["converged"]),
+        tree=result_tree, derived=derived, diagnostics=diag, periods=found,
+        municipalities=municipalities,
         covariates=tables.covariate_table(posterior, episodes, ci_prob=ci),
         survival=predictive.survival_table(posterior, episodes, ci_prob=ci,
                                            groups=groups_km[0], km=groups_km[1],
@@ -222,7 +231,12 @@ def _write(folder: Path, results: _Results, spec: Spec, run: dict[str, Any]) -> 
         files.write_csv(subset, folder / "ranks_subset.csv")
     if results.old_municipalities is not None:
         files.write_csv(results.old_municipalities, folder / "old_municipalities.csv")
-    statements.write_statements(results.derived, results.municipalities, spec, folder)
+    if results.periods is not None:
+        from munirank.posterior.periods import write_period_files
+
+        write_period_files(folder, results.periods)
+    else:
+        statements.write_statements(results.derived, results.municipalities, spec, folder)
     files.write_json(results.diagnostics, folder / "diagnostics.json")
     files.write_json(run, folder / "run.json")
     results.tree.to_netcdf(folder / "posterior.nc", engine="netcdf4",

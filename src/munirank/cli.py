@@ -108,7 +108,12 @@ def _cmd_fit(args: argparse.Namespace) -> int:
                  ci_prob=args.ci_prob, min_cell=args.min_cell, progressbar=not args.quiet,
                  overwrite=args.overwrite)
     d = result.diagnostics
-    _print_ranking(result.municipalities, result.municipalities.attrs["top_k"])
+    table = result.municipalities
+    if "period" in table:  # measurement periods: the latest one (changes: statements.txt)
+        latest = table["period"].iloc[-1]
+        print(f"Period {latest} (every period in municipalities.csv; changes in changes.csv):")
+        table = table[table["period"] == latest]
+    _print_ranking(table, result.municipalities.attrs["top_k"])
     print(f"R-hat max {d['rhat_max']:.3f}, bulk ESS min {d['ess_bulk_min']:.0f}, "
           f"divergences {d['divergences']}, wall {d['wall_seconds']:.1f} s -> {result.out}")
     if not result.converged:
@@ -143,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("simulate", help="simulate a register with known truth")
     p.add_argument("--preset", required=True,
-                   help="tiny, tiny-panel, dk-1999-2005 or no-2012-2018")
+                   help="tiny, tiny-panel, dk-1999-2005, no-2012-2018 or dk-two-periods")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--effect-sd", type=float, help="SD of true municipality log hazard ratios")
@@ -271,7 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="speed and scale benchmarks")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--cases", help="comma-separated cases (default all: nutpie, pymc, "
-                   "nutpie-cold, frequentist, laplace, scale-nuts, scale-laplace, episodes)")
+                   "nutpie-cold, frequentist, laplace, scale-nuts, scale-laplace, "
+                   "study-replicate, episodes, periods)")
     p.add_argument("--repeats", type=int, default=3,
                    help="alternating runs of nutpie and pymc; ratios are medians (default 3)")
     p.add_argument("--seed", type=int, default=1, help="seed of the registers and fits")

@@ -50,19 +50,21 @@ def uses_cells(spec: Spec) -> bool:
 
 
 def fit_only(spec: Spec, command: str, *, file: str = "spec") -> None:
-    """Refuse split or nested episodes in a command that does not read them yet.
+    """Refuse split or nested episodes, or periods, in a command that does not read them yet.
 
     Raises
     ------
     InputError
-        Naming the first of ``[data] year``, ``episode`` and ``parent`` that the spec sets.
+        Naming the first of ``[data] episode``, ``year``, ``parent`` and ``period`` that the
+        spec sets.
     """
     d = spec.data
-    for key in ("episode", "year", "parent"):
+    for key in ("episode", "year", "parent", "period"):
         if getattr(d, key) is not None:
-            raise InputError(f"{command} does not read split or nested episodes yet (only "
-                             f"fit does): leave [data] {key} out, or use munirank fit",
-                             file=file, column=f"data.{key}")
+            what = "measurement periods" if key == "period" else "split or nested episodes"
+            raise InputError(f"{command} does not read {what} yet (only fit does): leave "
+                             f"[data] {key} out, or use munirank fit", file=file,
+                             column=f"data.{key}")
 
 
 def _rows(spells: pd.DataFrame, mask: np.ndarray) -> list[int]:

@@ -129,6 +129,10 @@ def build_episodes(spells: pd.DataFrame, spec: Spec, *, file: str = "data",
         ds["n_spells"] = ("municipality", counts.size().loc[municipalities].to_numpy())
         ds["n_events"] = ("municipality", counts.sum().loc[municipalities].to_numpy().astype(int))
         ds = ds.merge(_municipal(spec, municipal, municipalities, municipal_file))
+        if d.period is not None:  # measurement periods (input.periods)
+            from munirank.input.periods import period_dataset
+
+            ds = ds.merge(period_dataset(spells, spec, event, municipalities, file=file))
     else:
         ds = ds.merge(_split_or_nested(spells, spec, event, municipalities, municipal,
                                        episode=episode, weight=weight, file=file,
@@ -200,7 +204,7 @@ def load_episodes(data_path: str | Path, spec: Spec) -> xr.Dataset:
     file = str(data_path)
     d = spec.data
     _check_keys(spec)
-    codes = tuple(c for c in (d.group, d.parent, d.episode) if c is not None)
+    codes = tuple(c for c in (d.group, d.parent, d.episode, d.period) if c is not None)
     raw = read_table(data_path, encoding=d.encoding, str_columns=codes)
     spells = validate.validate_spells(raw, spec, file=file)
     municipal = None

@@ -66,6 +66,11 @@ PARAMETRISATIONS = ("auto", "partial", "switch", "non_centred", "centred")
 information about it; ``switch`` centres it fully or not at all (munirank 0.1's ``auto``); see
 :func:`munirank.model.build.centring_weights`."""
 BASELINES = ("weibull", "exponential", "loglogistic", "lognormal", "piecewise_exponential")
+PERIOD_STRUCTURES = ("shared", "ar1")
+"""How a municipality's effects in the periods of ``[data] period`` are tied together:
+``shared`` (a shared effect plus a deviation per period with its own SD: exchangeable),
+``ar1`` (a stationary AR(1) over the ordered periods); :mod:`munirank.model.periods`."""
+MAX_PERIODS = 20
 CROSSWALK_LEVELS = ("new", "old")
 """Units ``munirank episodes`` reports episodes on when a crosswalk is given: the municipalities
 after the reforms (``new``), or those the registers recorded (``old``, with the new code of
@@ -99,6 +104,9 @@ class DataSpec:
     # the column with each row's new municipality: the group's (old) municipalities are
     # nested in these, and these are ranked (``munirank episodes`` writes ``<group>_new``)
     parent: str | None = None
+    # the column with each row's measurement period (a report year, an arrival cohort):
+    # effects per municipality and period, rank changes between periods (model.periods)
+    period: str | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +144,9 @@ class PriorSpec:
     beta0_sigma: float = 1.0
     nu: float = 4.0
     sigma_old_sigma: float = 0.5  # sigma_old ~ HalfNormal: old municipalities within a new one
+    # with [data] period: the SD of a municipality's period deviations ("shared") or its
+    # effects' SD is sigma and rho ~ Uniform(-1, 1) ("ar1"); see munirank.model.periods
+    sigma_period_sigma: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -145,6 +156,7 @@ class ModelSpec:
     baseline: str = "weibull"
     group_effect: str = "normal"
     parametrisation: str = "auto"  # of normal/student_t effects: PARAMETRISATIONS
+    periods: str = "shared"  # with [data] period: PERIOD_STRUCTURES (munirank.model.periods)
     priors: PriorSpec = field(default_factory=PriorSpec)
 
 
@@ -344,6 +356,10 @@ def check_spec(spec: Spec, *, file: str = "spec") -> None:
         (spec.data.parent is None or spec.sampling.method != "laplace", "sampling.method",
          "laplace integrates over sigma only: nested municipalities ([data] parent) need "
          "method = \"nuts\""),
+        (spec.model.periods in PERIOD_STRUCTURES, "model.periods",
+         f"must be one of {PERIOD_STRUCTURES}"),
+        (spec.data.period is None or spec.data.period != spec.data.group, "data.period",
+         "must name another column than data.group (each row's measurement period)"),
         (spec.data.crosswalk_level in CROSSWALK_LEVELS, "data.crosswalk_level",
          f"must be one of {CROSSWALK_LEVELS}"),
         (len(spec.data.crosswalk_columns) == 3, "data.crosswalk_columns",
@@ -362,6 +378,24 @@ def check_spec(spec: Spec, *, file: str = "spec") -> None:
     for ok, key, message in checks:
         if not ok:
             raise InputError(message, file=file, column=key)
+    if spec.data.period is not None:
+        _check_period_combinations(spec, file)
+
+
+def _check_period_combinations(spec: Spec, file: str) -> None:
+    """Refuse what ``[data] period`` is not combined with (yet): one line, the key named."""
+    for key in ("parent", "year", "episode"):
+        if getattr(spec.data, key) is not None:
+            raise InputError(f"[data] period is not combined with [data] {key} yet (split or "
+                             "nested episodes): fit the periods on unsplit episodes",
+                             file=file, column=f"data.{key}")
+    if spec.sampling.method != "nuts":
+        raise InputError("[data] period needs method = \"nuts\" (laplace integrates over "
+                         "sigma only)", file=file, column="sampling.method")
+    if spec.model.group_effect != "normal":
+        raise InputError("[data] period needs group_effect = \"normal\" (the periods' "
+                         "effects are built on normal deviations)", file=file,
+                         column="model.group_effect")
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -409,6 +443,10 @@ def spec_to_dict(spec: Spec) -> dict[str, Any]:
             out["data"].pop(key)
     if spec.model.priors.sigma_old_sigma == PriorSpec().sigma_old_sigma:
         out["model"]["priors"].pop("sigma_old_sigma")  # read only with [data] parent
+    if spec.model.priors.sigma_period_sigma == PriorSpec().sigma_period_sigma:
+        out["model"]["priors"].pop("sigma_period_sigma")  # read only with [data] period
+    if spec.model.periods == ModelSpec().periods:
+        out["model"].pop("periods")
 
     def clean(v: Any) -> Any:
         if isinstance(v, dict):

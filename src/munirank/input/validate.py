@@ -153,7 +153,7 @@ def validate_spells(df: pd.DataFrame, spec: Spec, *, file: str) -> pd.DataFrame:
     d, cov = spec.data, spec.covariates
     numeric = [c for c in cov.individual if c not in cov.categorical]
     times = [d.time] + ([d.entry] if d.entry is not None else [])
-    keys = [c for c in (d.episode, d.parent) if c is not None]  # codes, read as text
+    keys = [c for c in (d.episode, d.parent, d.period) if c is not None]  # codes, as text
     years = [d.year] if d.year is not None else []
     text = [d.group, *keys, *cov.categorical]
     _require(df, [d.group, *times, d.event, *years, *keys, *cov.individual], file)

@@ -218,6 +218,10 @@ def create_model(episodes: xr.Dataset, spec: ModelSpec) -> pm.Model:
         from munirank.model.cells import create_cell_model
 
         return create_cell_model(episodes, spec)
+    if "period_cell" in episodes.dims:  # measurement periods (model.periods)
+        from munirank.model.periods import create_period_model
+
+        return create_period_model(episodes, spec)
     p = spec.priors
     scale = time_scale(episodes)
     t = episodes["exit"].to_numpy() / scale
@@ -409,7 +413,7 @@ def _aft_ph_loglik_tensor(baseline, eta, alpha, t, s, d, delayed):  # noqa: ANN0
 
 
 PARAMETERS = ("alpha", "beta0", "beta", "gamma", "sigma", "u", "log_piece", "sigma_old",
-              "u_old")
+              "u_old", "period_shift_later", "sigma_period", "rho", "u_shared", "u_cell")
 
 
 def pointwise_loglik(posterior: xr.Dataset, episodes: xr.Dataset, *,
@@ -488,6 +492,11 @@ def predictor_draws(posterior: xr.Dataset, episodes: xr.Dataset, *, with_effect:
 
         return (posterior["beta0"].to_numpy(), beta,
                 cell_levels(posterior, episodes, gamma, with_effect=with_effect))
+    if "period_cell" in episodes.dims:
+        from munirank.model import periods
+
+        return (posterior["beta0"].to_numpy(), beta,
+                periods.cell_levels(posterior, episodes, gamma, with_effect=with_effect))
     level = gamma @ episodes["z"].to_numpy().T  # sample..., municipality
     if with_effect:
         level = level + draws("u", "municipality")
@@ -498,6 +507,8 @@ def segment_codes(episodes: xr.Dataset) -> np.ndarray:
     """Each episode's index into :func:`predictor_draws`' level: its cell or municipality."""
     if "cell" in episodes.dims:
         return episodes["episode_cell"].to_numpy()
+    if "period_cell" in episodes.dims:
+        return episodes["episode_period_cell"].to_numpy()
     return as_codes(episodes)
 
 

@@ -144,9 +144,15 @@ def _old_effect(spec: ModelSpec, sigma_old: pt.TensorVariable, centred: pt.Tenso
                             dims=OLD)
 
 
+NESTED_NAMES = ("u_old_raw", "u_raw", "u", "u_old")
+"""The nested effects' variables: the old units' raw and effect, the new units' raw and effect
+(:mod:`munirank.model.periods` names its own: period cells nested in municipalities)."""
+
+
 def _nested_normal(sigma: pt.TensorVariable, sigma_old: pt.TensorVariable,
                    centred: np.ndarray, level: pt.TensorVariable, parent: np.ndarray,
-                   n_new: int) -> pt.TensorVariable:
+                   n_new: int, *, names: tuple[str, ...] = NESTED_NAMES,
+                   old_dim: str = OLD) -> pt.TensorVariable:
     r"""Normal nested effects with the new level integrated out of the geometry.
 
     Centred old municipalities C are sampled as their levels ``v_o`` (flat; ``y_o = v_o -
@@ -163,14 +169,15 @@ def _nested_normal(sigma: pt.TensorVariable, sigma_old: pt.TensorVariable,
     """
     c, nc = np.flatnonzero(centred), np.flatnonzero(~centred)
     k = np.bincount(parent[c], minlength=n_new).astype(float)
-    raw = pm.Flat("u_old_raw", dims=OLD)
+    old_raw, new_raw, new_name, old_name = names
+    raw = pm.Flat(old_raw, dims=old_dim)
     y = raw[c] - level[c]
     s1 = pt.zeros(n_new)[parent[c]].inc(y)
     s2 = pt.zeros(n_new)[parent[c]].inc(y**2)
     v_old, v_new = sigma_old**2, sigma**2
     precision = 1.0 / v_new + k / v_old
-    eps = pm.Normal("u_raw", 0.0, 1.0, dims="municipality")
-    u_new = pm.Deterministic("u", s1 / v_old / precision + eps / pt.sqrt(precision),
+    eps = pm.Normal(new_raw, 0.0, 1.0, dims="municipality")
+    u_new = pm.Deterministic(new_name, s1 / v_old / precision + eps / pt.sqrt(precision),
                              dims="municipality")
     has = k > 0
     log_det = np.where(has, k - 1, 0.0) * pt.log(v_old) + pt.where(
@@ -181,7 +188,7 @@ def _nested_normal(sigma: pt.TensorVariable, sigma_old: pt.TensorVariable,
     u_old = pt.zeros(len(parent))
     u_old = pt.set_subtensor(u_old[c], y)
     u_old = pt.set_subtensor(u_old[nc], u_new[parent[nc]] + sigma_old * raw[nc])
-    return pm.Deterministic("u_old", u_old, dims=OLD)
+    return pm.Deterministic(old_name, u_old, dims=old_dim)
 
 
 def _unit_data(episodes: xr.Dataset, spec: ModelSpec, events_c: np.ndarray,

@@ -49,6 +49,11 @@ class FitFolder:
     comparison: pd.DataFrame | None
     comparison_summary: str | None
     pairwise: pd.DataFrame | None = None  # pairwise.csv, indexed by municipality
+    # [data] period: municipalities.csv in long form, periods.json, changes.csv (the rest of
+    # the report shows the latest period)
+    period_table: pd.DataFrame | None = None
+    periods: dict[str, Any] | None = None
+    changes: pd.DataFrame | None = None
 
     @property
     def ci_prob(self) -> float:
@@ -96,7 +101,7 @@ def load_folder(folder: str | Path) -> FitFolder:
         if not (path / name).is_file():
             raise InputError(f"not a fit folder: {name} is missing (run `munirank fit` first)",
                              file=str(path))
-    return FitFolder(
+    ff = FitFolder(
         path=path, municipalities=_required(path / "municipalities.csv", _csv),
         covariates=_optional(path / "covariates.csv", _csv),
         diagnostics=_required(path / "diagnostics.json", _json),
@@ -106,6 +111,11 @@ def load_folder(folder: str | Path) -> FitFolder:
         comparison=_optional(path / "comparison.csv", _csv),
         comparison_summary=_optional(path / "comparison_summary.txt", Path.read_text),
         pairwise=_optional(path / "pairwise.csv", _pairwise))
+    if "period" in ff.municipalities:  # measurement periods (reporting.period_report)
+        from munirank.reporting.period_report import latest_period
+
+        ff = latest_period(ff)
+    return ff
 
 
 def _json(path: Path) -> dict[str, Any]:
@@ -159,6 +169,10 @@ def _figure_jobs(ff: FitFolder) -> dict[str, Callable[[], Any]]:
         jobs["shrinkage"] = lambda: plots.plot_shrinkage(comp)
         jobs["funnel"] = lambda: plots.plot_funnel(comp)
         jobs["comparison"] = lambda: plots.plot_rank_comparison(comp, ci_prob=ci)
+    if ff.periods is not None:
+        from munirank.reporting.period_report import slope_jobs
+
+        jobs |= slope_jobs(ff)
     if ff.survival is not None:
         survival = ff.survival
         groups = list(dict.fromkeys(survival["group"]))[:N_SURVIVAL_PANELS]
@@ -263,8 +277,15 @@ def build_context(ff: FitFolder, figures: dict[str, str]) -> dict[str, Any]:
     """Everything the template shows."""
     spec = ff.run.get("spec", {})
     covs = ff.covariates.to_dict("records") if ff.covariates is not None else []
+    periods = None
+    if ff.periods is not None:
+        from munirank.reporting.period_report import period_context
+
+        periods = period_context(ff)
     return {
-        "title": f"munirank report: {ff.path.name}", "sections": SECTIONS,
+        "title": f"munirank report: {ff.path.name}",
+        "sections": SECTIONS if periods is None else (*SECTIONS[:5], "periods", *SECTIONS[5:]),
+        "periods": periods,
         "figures": figures, "ci_pct": f"{100 * ff.ci_prob:g} %",
         "one_sided_pct": f"{100 * (1 + ff.ci_prob) / 2:g} %", "top_k": ff.top_k,
         "min_cell": ff.min_cell, "converged": bool(ff.diagnostics.get("converged", False)),

@@ -14,6 +14,11 @@ Presets
     with their published spell counts and 199 small ones (271 pre-2007 municipalities). The
     baseline is calibrated per permit year to the published table 3 (see
     :mod:`munirank.simulate`).
+``dk-two-periods``
+    Two measurements ("2007", "2009") of a register like ``dk-1999-2005``, each half its
+    size (so both together are about one dk register), with true effects correlated 0.8
+    between the periods (SD 0.4 in each) and three small municipalities absent from the
+    first (:mod:`munirank.simulation.periods`); the spec sets ``[data] period``.
 ``no-2012-2018``
     A Norwegian introduction-programme register in the spirit of the IMDi 2019 report: about
     45,000 participants starting 2012-2018, 356 municipalities (Oslo large), time in months
@@ -30,7 +35,7 @@ municipal ones per standard deviation over municipalities, except the 0/1 column
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 
 import numpy as np
@@ -76,6 +81,12 @@ class Preset:
     panel_years: tuple[int, ...] = ()  # (first, last) year, or () for time since arrival
     year_sd: float = 0.0
     old_sd: float = 0.0
+    # repeated measurements (:mod:`munirank.simulation.periods`): the periods' labels, the
+    # correlation of a municipality's true effects between periods, and the municipalities
+    # (the last ones) absent from the first period
+    periods: tuple[str, ...] = ()
+    period_rho: float = 0.0
+    absent_first: int = 0
 
 
 def seed_facts() -> dict:
@@ -150,19 +161,26 @@ PRESETS: dict[str, Preset] = {
 
 NAMES = ("tiny", "dk-1999-2005", "no-2012-2018")
 """Every preset's name (``dk-1999-2005`` is built from the bundled facts when asked for)."""
+PERIOD_PRESETS = ("dk-two-periods",)
+"""Presets measured in several periods (``simulate`` only: ``study`` fits one period)."""
 
 
 def preset(name: str) -> Preset:
-    """Return the named preset: ``tiny``, ``tiny-panel``, ``dk-1999-2005`` or ``no-2012-2018``."""
-    if name == "dk-1999-2005":
+    """Return the named preset (the module docstring lists them)."""
+    if name in ("dk-1999-2005", "dk-two-periods"):
         dk = seed_facts()["dk_2006"]
-        return Preset(name=name, n_small=199, named_counts=akf_counts(), total=dk["spells_total"],
+        base = Preset(name=name, n_small=199, named_counts=akf_counts(), total=dk["spells_total"],
                       time_unit="weeks", individual=DK_INDIVIDUAL, municipal=DK_MUNICIPAL,
                       calibrated=True, composition_sd=2.0, effect_sd=0.4,
                       register_columns=("permit_week",),
                       mover_share=dk["movers_share_approx"])
+        if name == "dk-two-periods":  # two measurements, each half the register
+            return replace(base, scale=0.5, periods=("2007", "2009"), period_rho=0.8,
+                           absent_first=3)
+        return base
     if name not in PRESETS:
-        raise InputError(f"unknown preset {name!r}; known: {', '.join(NAMES)}", option="--preset")
+        raise InputError(f"unknown preset {name!r}; known: {', '.join(NAMES + PERIOD_PRESETS)}",
+                         option="--preset")
     return PRESETS[name]
 
 

@@ -176,7 +176,9 @@ def make_baseline(p: Preset) -> Baseline:
     return Baseline("po", knots=knots, values=values[None, :])
 
 
-def simulate_register(name: str, seed: int, **overrides: float | str) -> dict[str, pd.DataFrame]:
+def simulate_register(name: str, seed: int, *, effects: np.ndarray | None = None,
+                      municipal: pd.DataFrame | None = None,
+                      **overrides: float | str) -> dict[str, pd.DataFrame]:
     """Simulate a register from a preset.
 
     Parameters
@@ -185,6 +187,10 @@ def simulate_register(name: str, seed: int, **overrides: float | str) -> dict[st
         Preset name: ``tiny``, ``dk-1999-2005`` or ``no-2012-2018``.
     seed : int
         Seed of the local random generator.
+    effects, municipal : optional
+        The true effects u_m and the municipal table (indexed by municipality) to use instead
+        of drawing them (they are drawn all the same, so the rest of the register is the
+        same as without them): a register of one period of :mod:`.periods`.
     **overrides
         Preset fields to change (``effect_sd``, ``effect_dist``, ``baseline``, ``scale``).
 
@@ -207,9 +213,12 @@ def simulate_register(name: str, seed: int, **overrides: float | str) -> dict[st
     rng = np.random.default_rng(seed)
     counts = municipality_counts(p, rng)
     names = counts.index.tolist()
-    municipal = municipal_table(names, counts.to_numpy(), p, rng)
+    drawn = municipal_table(names, counts.to_numpy(), p, rng)
+    municipal = drawn if municipal is None else municipal.loc[names]
     mu_z = municipal_eta(municipal, p)
     u = draw_effects(p, len(names), rng)
+    if effects is not None:
+        u = np.asarray(effects, float)
     origin = np.repeat(np.arange(len(names)), counts.to_numpy())
     persons, follow = person_table(p, rng.normal(size=len(names))[origin], rng)
     eta_x = linear_predictor(persons, p.individual)
@@ -394,6 +403,10 @@ def write_register(name: str, seed: int, out: str | Path, *, register_form: bool
         from munirank.simulation.panel import write_panel
 
         return write_panel(name, seed, out, register_form=register_form, **overrides)
+    if preset(name).periods:  # repeated measurements (simulation.periods)
+        from munirank.simulation.periods import write_periods
+
+        return write_periods(name, seed, out, register_form=register_form, **overrides)
     tables = simulate_register(name, seed, **overrides)
     files = {"spells": "spells.csv", "municipal": "municipal.csv", "truth": "truth.csv"}
     for key, fname in files.items():

@@ -14,6 +14,9 @@ and its children's, e.g. PyMC's chain processes) is its own. Cases:
   ``--scale-municipalities`` municipalities, NUTS and Laplace, Laplace scored against NUTS;
 - ``study-replicate``: one replicate of ``munirank study`` on ``dk-1999-2005`` (simulate, both
   methods, scoring) in one process: its overhead apart from sampling;
+- ``periods``: the default fit of ``dk-two-periods`` (two measurements of half the dk register
+  each, ``[data] period``; :mod:`munirank.model.periods`), whose whole command is compared
+  with ``nutpie``'s (``periods_command_over_nutpie``; issue 25's target: at most 2);
 - ``episodes``: ``munirank episodes`` on register extracts of ``--episodes-persons`` persons
   with Poisson(1.6) moves each, CSV with text dates, reading and writing included
   (:mod:`munirank.studies.bench_episodes`).
@@ -47,7 +50,7 @@ import pandas as pd
 DK_SPELLS = 23_563
 LAPLACE_DRAWS = 250
 CASES = ("nutpie", "pymc", "nutpie-cold", "frequentist", "laplace", "scale-nuts",
-         "scale-laplace", "study-replicate", "episodes")
+         "scale-laplace", "study-replicate", "episodes", "periods")
 PAIRED = ("nutpie", "pymc")
 """The cases run ``repeats`` times, alternating, and compared pair by pair."""
 REPEATS = 3
@@ -61,6 +64,7 @@ TARGETS = {  # issue 23: whole commands, from process start to the last file
     "scale_approx_wall_seconds_max": 120.0,
     "scale_approx_p_top10_diff_max": 0.05,
     "episodes_wall_seconds_max": 30.0,
+    "periods_command_over_nutpie_max": 2.0,  # issue 25: two periods at most twice one
 }
 
 
@@ -191,6 +195,14 @@ def _simulate(folder: Path, seed: int, **options: Any) -> Path:
     return folder
 
 
+def _simulate_periods(folder: Path, seed: int) -> Path:
+    from munirank import api
+
+    if not (folder / "spells.csv").is_file():
+        api.simulate("dk-two-periods", seed=seed, out=folder)
+    return folder
+
+
 def _subprocess(case: str, data: Path, out: Path, draws: int | None,
                 tune: int | None = None) -> dict[str, Any]:
     result = out.with_suffix(".json")
@@ -295,8 +307,11 @@ def bench(out: str | Path, *, cases: tuple[str, ...] = CASES, seed: int = 1,
         named = 72
         scaled = _simulate(work / f"scale-{scale_spells}", seed, scale=scale_spells / DK_SPELLS,
                            n_small=max(scale_municipalities - named, 0))
+    periods = _simulate_periods(work / "dk-two-periods", seed) if "periods" in cases else None
     results: dict[str, dict[str, Any]] = {}
     paired = [c for c in PAIRED if c in cases]
+    if periods is not None:
+        _warm_up(["periods"], periods, work)
     # laplace warms the scale-laplace case too: the compiled graphs do not depend on the size
     _warm_up([c for c in (*PAIRED, "laplace") if c in cases
               or (c == "laplace" and "scale-laplace" in cases)], dk, work)
@@ -312,6 +327,7 @@ def bench(out: str | Path, *, cases: tuple[str, ...] = CASES, seed: int = 1,
                                    seed)
         else:
             data = scaled if case.startswith("scale") and scaled is not None else dk
+            data = periods if case == "periods" and periods is not None else data
         print(f"bench: {case} ...", flush=True)
         target = work / (case if case == "episodes" else f"fit-{case}")
         results[case] = _subprocess(case, data, target, draws)
@@ -381,6 +397,9 @@ def _summarise(results: dict[str, dict[str, Any]], work: Path) -> dict[str, Any]
         wall = _pair_ratios(ok["pymc"], ok["nutpie"], "wall_seconds")
         if wall:
             ratios["wall_pymc_over_nutpie"] = float(np.median(wall))
+    if "nutpie" in ok and "periods" in ok:
+        ratios["periods_command_over_nutpie"] = (ok["periods"]["process_seconds"]
+                                                 / ok["nutpie"]["process_seconds"])
     if "nutpie" in ok and "frequentist" in ok:
         ratios["wall_nutpie_over_frequentist"] = (ok["nutpie"]["wall_seconds"]
                                                   / ok["frequentist"]["wall_seconds"])
