@@ -237,3 +237,15 @@ def periods_dir(own_names_dir, tmp_path_factory):
     spec["data"]["period"] = "maaling"
     (out / "spec.toml").write_text(tomli_w.dumps(spec))
     return out
+
+
+@pytest.fixture(scope="session")
+def period_fit(periods_dir, tmp_path_factory):
+    """A short fit of the two-period register (2 x 100 draws, not gated)."""
+    from munirank.cli import run
+
+    out = tmp_path_factory.mktemp("period_fit") / "fit"
+    assert run(["fit", str(periods_dir / "spells.csv"), "--spec",
+                str(periods_dir / "spec.toml"), "--out", str(out), "--draws", "100", "--tune",
+                "100", "--chains", "2", "--allow-unconverged", "--quiet"]) == 0
+    return out

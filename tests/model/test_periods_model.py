@@ -83,3 +83,23 @@ def test_ar1_effects_have_correlation_rho_to_the_power_of_the_lag(period_episode
     assert np.std(a) == pytest.approx(1.0, abs=0.05)
     assert np.mean(a * b) == pytest.approx(np.mean(rho), abs=0.05)
     assert np.mean(a * b * rho) == pytest.approx(np.mean(rho**2), abs=0.05)
+
+
+def test_without_a_period_the_default_model_is_the_one_before_periods(tiny_dir):
+    """The tiny model's density at a fixed point as computed before issue 25 (main e49846d).
+
+    Checked by hand as well: a tiny fit (seed 1) with and without this branch gives identical
+    draws, tables, statements and report (but for its folder name and wall time).
+    """
+    spec = load_spec(tiny_dir / "spec.toml")
+    ep = load_episodes(tiny_dir / "spells.csv", spec)
+    assert not {"period", "period_cell"} & set(ep.dims)
+    model = create_model(ep, spec.model)
+    rng = np.random.default_rng(7)
+    point = {k: v + rng.normal(0, 0.3, np.shape(v))
+             for k, v in model.initial_point(random_seed=1).items()}
+    assert float(model.compile_logp()(point)) == pytest.approx(-1235.1220209183828, rel=1e-10)
+    assert float(np.sum(model.compile_dlogp()(point))) == pytest.approx(-18.135909135928184,
+                                                                       rel=1e-8)
+    assert [v.name for v in model.free_RVs] == ["alpha", "beta0", "beta", "gamma", "sigma",
+                                                "u_raw"]

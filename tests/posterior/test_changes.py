@@ -120,7 +120,7 @@ def test_change_lines_word_the_overlap_and_the_spread():
                       coords={"later_period": ["2009"]})
     text = "\n".join(change_lines(periods_summary(post, results, SPEC), change_table(results,
                                                                                      SPEC)))
-    assert "Of the 3 fastest in 2007 by point estimates" in text
+    assert "Of the 3 fastest of 12 in 2007 by point estimates" in text
     assert "If no municipality had truly changed" in text
     assert "between the fastest and the slowest of 12" in text
     assert "correlated 0.80 (90% interval 0.80 to 0.80)" in text

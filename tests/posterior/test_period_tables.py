@@ -8,18 +8,6 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from munirank.cli import run
-
-SHORT = ["--draws", "100", "--tune", "100", "--chains", "2", "--allow-unconverged", "--quiet"]
-
-
-@pytest.fixture(scope="module")
-def period_fit(periods_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("period_fit") / "fit"
-    assert run(["fit", str(periods_dir / "spells.csv"), "--spec",
-                str(periods_dir / "spec.toml"), "--out", str(out), *SHORT]) == 0
-    return out
-
 
 def test_municipalities_csv_has_every_period_in_long_form(period_fit):
     table = pd.read_csv(period_fit / "municipalities.csv", dtype={"municipality": str,

@@ -49,8 +49,9 @@ def overlap_lines(o: dict[str, Any], tail: str) -> list[str]:
     verdict = ("no more than chance alone gives" if ref["p_at_least_point_estimates"] >= 0.05
                else "more than chance alone gives")
     return [
-        f"Of the {k} {word} in {o['from']} by point estimates (without pooling, as published "
-        f"lists rank), {point} are among the {k} {word} in {o['to']} again.",
+        f"Of the {k} {word} of {o['n_ranked_from']} in {o['from']} by point estimates "
+        f"(without pooling, as published lists rank), {point} are among the {k} {word} of "
+        f"{o['n_ranked_to']} in {o['to']} again.",
         f"If no municipality had truly changed, such lists would share "
         f"{_interval(ref)}; {point} or more in {ref['p_at_least_point_estimates']:.0%} of "
         f"draws: {point} repeats is {verdict}.",
@@ -81,7 +82,11 @@ def change_lines(summary: dict[str, Any], changes: pd.DataFrame) -> list[str]:
              f"({summary['structure']})."]
     for o in summary["overlap"]:
         rows = changes[(changes["period_from"] == o["from"]) & (changes["period_to"] == o["to"])]
-        lines += ["", f"From {o['from']} to {o['to']} ({o['n_common']} municipalities in both):",
+        ranked = ("the [ranking] subset" if summary["ranked"] == "subset"
+                  else "all municipalities")
+        lines += ["", f"From {o['from']} to {o['to']}: {len(rows)} municipalities are in both "
+                  f"periods; the top and bottom {k} lists rank {ranked} ({o['n_common']} in "
+                  "both), the probabilities of each municipality rank all:",
                   *overlap_lines(o, "top"), *overlap_lines(o, "bottom"),
                   f"Among the {k} fastest in both with probability at least {ci:.2f}: "
                   f"{_named(rows, f'p_top{k}_both', ci)}.",

@@ -5,7 +5,7 @@ It draws what municipalities.csv (each period's mean rank and rank interval) and
 the first to its mean rank in the second, with the rank intervals at both ends; green where
 it improved with probability at least ``ci_prob``, red where it worsened with that
 probability, grey otherwise. Above :data:`munirank.reporting.plots.MAX_LABELS`
-municipalities only the coloured ones are named.
+municipalities only the coloured ones are named and have their intervals drawn.
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ def plot_rank_changes(municipalities: pd.DataFrame, changes: pd.DataFrame, *,
         credible = colour[i] != NEUTRAL
         ax.plot((0, 1), y, color=colour[i], lw=1.2 if credible else 0.6,
                 alpha=0.9 if credible else 0.35, zorder=3 if credible else 2)
+        if n > MAX_LABELS and not credible:  # hundreds of intervals would hide each other
+            continue
         for x, side in ((-0.015 - 0.01 * (i % 3), a), (1.015 + 0.01 * (i % 3), b)):
             ax.plot((x, x), (side.loc[name, "rank_lo"], side.loc[name, "rank_hi"]),
                     color=colour[i], lw=0.5, alpha=0.5 if credible else 0.2)
