@@ -302,7 +302,9 @@ def _check_options(preset: str, replicates: int, workers: int | None,
     from munirank.simulation.presets import Preset
     from munirank.simulation.presets import preset as get_preset
 
-    get_preset(preset)
+    if get_preset(preset).periods:  # issue 25: its own study (compare reads one period)
+        raise InputError(f"study compares both methods on one period; for {preset!r} run "
+                         "python -m munirank.studies.periods", option="--preset")
     if replicates < 1:
         raise InputError(f"must be at least 1, not {replicates}", option="--replicates")
     if workers is not None and workers < 1:
