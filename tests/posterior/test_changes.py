@@ -72,6 +72,7 @@ def test_unchanged_exact_effects_repeat_every_list_entry():
         assert x["point_estimates"] == x["posterior_mean_lists"] == 3
         assert x["posterior"]["mean"] == x["no_change"]["mean"] == x["as_fitted"]["mean"] == 3
         assert x["no_change"]["distribution"][-1] == 1.0
+        assert x["independent"]["mean"] == pytest.approx(3 * 3 / 12)
 
 
 def test_noise_alone_lowers_the_overlap_of_point_estimate_lists():
@@ -122,5 +123,6 @@ def test_change_lines_word_the_overlap_and_the_spread():
                                                                                      SPEC)))
     assert "Of the 3 fastest of 12 in 2007 by point estimates" in text
     assert "If no municipality had truly changed" in text
+    assert "Lists drawn at random would share 0.8" in text
     assert "between the fastest and the slowest of 12" in text
     assert "correlated 0.80 (90% interval 0.80 to 0.80)" in text

@@ -35,3 +35,12 @@ def test_slope_chart_draws_one_line_per_municipality_in_both(period_fit):
     slopes = [line for line in ax.lines if tuple(line.get_xdata()) == (0, 1)]
     assert len(slopes) == 19 and ax.yaxis_inverted()
     assert [t.get_text() for t in ax.get_xticklabels()] == ["2007", "2009"]
+
+
+def test_pairwise_on_a_period_fit_compares_in_the_latest_period(period_fit, capsys):
+    from munirank.posterior.sets import pairwise
+
+    table = pairwise(period_fit, ["M20", "M01"])
+    assert table.shape == (2, 2) and 0 <= table.loc["M20", "M01"] <= 1
+    assert run(["pairwise", str(period_fit), "--municipalities", "M01,M02"]) == 0
+    assert "M01" in capsys.readouterr().out

@@ -217,11 +217,13 @@ def convergence(tree: xr.DataTree, *, var_names: list[str]) -> dict[str, Any]:
     -------
     dict
         ``rhat_max``, ``ess_bulk_min``, ``ess_tail_min`` (over all ``var_names``),
-        ``rhat_max_effects``, ``ess_bulk_min_effects`` (over ``u``), ``ess_bulk_min_parameter``
+        ``rhat_max_effects``, ``ess_bulk_min_effects`` (over ``u``; with periods ``u_cell``),
+        ``ess_bulk_min_parameter``
         (which parameter has the smallest bulk ESS), ``divergences`` and ``converged``.
     """
     stats = by_variable(tree["posterior"].dataset, var_names)
     rhat, bulk, tail = stats["rhat"], stats["ess_bulk"], stats["ess_tail"]
+    u = "u_cell" if "u_cell" in rhat else "u"  # with periods: the effects per period
     div = 0
     if "sample_stats" in tree.children and "diverging" in tree["sample_stats"].dataset:
         div = int(tree["sample_stats"].dataset["diverging"].sum())
@@ -231,8 +233,8 @@ def convergence(tree: xr.DataTree, *, var_names: list[str]) -> dict[str, Any]:
         "ess_bulk_min_parameter": min(bulk, key=lambda v: float(np.min(bulk[v])),
                                       default=None),
         "ess_tail_min": _extreme(tail, "min"),
-        "rhat_max_effects": float(rhat["u"].max()) if "u" in rhat else float("nan"),
-        "ess_bulk_min_effects": float(bulk["u"].min()) if "u" in bulk else float("nan"),
+        "rhat_max_effects": float(rhat[u].max()) if u in rhat else float("nan"),
+        "ess_bulk_min_effects": float(bulk[u].min()) if u in bulk else float("nan"),
         "divergences": div,
     }
     out["converged"] = bool(out["rhat_max"] <= RHAT_MAX and out["ess_bulk_min"] >= ESS_MIN

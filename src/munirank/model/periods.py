@@ -63,18 +63,11 @@ from munirank.model.build import (
     time_scale,
     top_level_priors,
 )
-from munirank.model.cells import _nested_normal, centred_by_information, prior_median
+from munirank.model.cells import _nested_normal, centred_by_information
 from munirank.model.kernel import cumulative_hazard, hazard_data, shared_inputs
 
 PERIOD_NAMES = ("u_cell_raw", "u_shared_raw", "u_shared", "u_cell")
 """The shared structure's nested variables (raw cell, raw shared, shared effect, cell effect)."""
-
-
-def _shared_information(events_c: np.ndarray, muni: np.ndarray, n_muni: int,
-                        spec: ModelSpec) -> np.ndarray:
-    spread = prior_median(spec.priors.sigma_period_sigma) ** 2
-    each = np.where(events_c > 0, events_c / (1.0 + events_c * spread), 0.0)
-    return np.bincount(muni, weights=each, minlength=n_muni)
 
 
 def _shared_effects(spec: ModelSpec, sigma: pt.TensorVariable, level: pt.TensorVariable,

@@ -26,7 +26,10 @@ For the whole list (periods.json, statements.txt), over the *ranked* municipalit
   compared. *No change*: :math:`\theta_{m,b} := \theta_{m,a}` (the same true effects in both
   periods, each period's own estimation noise): the overlap chance alone gives. *As
   fitted*: each period's own draws. If the observed point-estimate overlap lies well inside
-  the no-change reference, repeats say nothing about lasting differences beyond it;
+  the no-change reference, repeats say nothing about lasting differences beyond it.
+  *Independent*: two lists drawn at random from the n municipalities ranked in both share
+  hypergeometric(n, k, k) (mean :math:`k^2/n`): what repeats would be if ranks did not
+  persist at all;
 - the spread per period: the posterior of the true gap :math:`\max_m\theta_m - \min_m
   \theta_m` against the max-minus-min of the point estimates (what the published method
   reports, "16.5 months between the fastest and the slowest") and the distribution of that
@@ -40,6 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
+from scipy import stats
 
 from munirank.input.spec import Spec
 from munirank.model.periods import period_shift
@@ -186,10 +190,20 @@ def _overlap(pa: dict[str, Any], pb: dict[str, Any], ia: np.ndarray, ib: np.ndar
         "posterior_mean_lists": own,
         "no_change": summary(no_change, ci, integer=True) | {
             "distribution": _distribution(no_change, k),
-            "p_at_least_point_estimates": round(float((no_change >= point).mean()), 4)},
+            "p_at_least_point_estimates": round(float((no_change >= point).mean()), 4),
+            "p_at_most_point_estimates": round(float((no_change <= point).mean()), 4)},
         "as_fitted": summary(fitted, ci, integer=True) | {
             "distribution": _distribution(fitted, k)},
+        "independent": _independent(len(ia), k, ci),
     }
+
+
+def _independent(n: int, k: int, ci: float) -> dict[str, Any]:
+    """The overlap of two top-k lists drawn at random from n: hypergeometric(n, k, k)."""
+    dist = stats.hypergeom(n, k, k)
+    tail = (1 - ci) / 2
+    return {"mean": round(float(dist.mean()), 4),
+            "interval": [float(dist.ppf(tail)), float(dist.ppf(1 - tail))], "ci_prob": ci}
 
 
 def overlap_summary(results: dict[str, tuple[xr.Dataset, pd.DataFrame, Spec]], a: str,

@@ -46,15 +46,18 @@ def overlap_lines(o: dict[str, Any], tail: str) -> list[str]:
     k, x = o["top_k"], o[tail]
     word = "fastest" if tail == "top" else "slowest"
     point, ref = x["point_estimates"], x["no_change"]
-    verdict = ("no more than chance alone gives" if ref["p_at_least_point_estimates"] >= 0.05
-               else "more than chance alone gives")
+    low = ref["p_at_most_point_estimates"]
+    verdict = (f"fewer than unchanged effects give ({point} or fewer in {low:.0%} of draws): "
+               "the lists changed more than estimation noise explains" if low < 0.05 else
+               f"as many as unchanged effects give ({point} or fewer in {low:.0%} of draws): "
+               "the repeats, and the places lost, are within estimation noise")
     return [
         f"Of the {k} {word} of {o['n_ranked_from']} in {o['from']} by point estimates "
         f"(without pooling, as published lists rank), {point} are among the {k} {word} of "
         f"{o['n_ranked_to']} in {o['to']} again.",
-        f"If no municipality had truly changed, such lists would share "
-        f"{_interval(ref)}; {point} or more in {ref['p_at_least_point_estimates']:.0%} of "
-        f"draws: {point} repeats is {verdict}.",
+        f"If no municipality had truly changed, such lists would share {_interval(ref)}: "
+        f"{point} is {verdict}. Lists drawn at random would share "
+        f"{_interval(x['independent'])}.",
         f"The true {k} {word} of the two periods share {_interval(x['posterior'])} "
         f"municipalities (munirank's own lists by mean rank share {x['posterior_mean_lists']}).",
     ]

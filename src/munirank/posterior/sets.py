@@ -338,15 +338,22 @@ def effect_draws(result_or_dir: Any) -> xr.DataArray:
     """
     tree = getattr(result_or_dir, "tree", result_or_dir)
     if isinstance(tree, xr.DataTree):
-        return tree["derived"].to_dataset()["effect_months"].load()
+        return _latest_period(tree["derived"].to_dataset()["effect_months"].load())
     path = Path(result_or_dir) / "posterior.nc"
     if not path.is_file():
         raise InputError("not a fit folder: posterior.nc is missing (run `munirank fit` "
                          "first)", file=str(result_or_dir))
     try:
         with xr.open_dataset(path, group="derived", engine="netcdf4") as derived:
-            return derived["effect_months"].load()
+            return _latest_period(derived["effect_months"].load())
     except (OSError, KeyError, ValueError) as err:  # not netCDF, or no derived draws
         raise InputError(f"not the posterior of a fit: cannot read derived/effect_months "
                          f"({type(err).__name__}: {err})", file=str(path)) from None
+
+
+def _latest_period(effect: xr.DataArray) -> xr.DataArray:
+    """A fit with measurement periods: the latest period's draws (its municipalities)."""
+    if "period" not in effect.dims:
+        return effect
+    return effect.isel(period=-1, drop=True).dropna(DIM, how="all")
 
