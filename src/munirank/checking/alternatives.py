@@ -6,7 +6,8 @@ log-normal, piecewise exponential; :mod:`munirank.model.build`), the municipalit
 (normal vs Student-t) and the shrinkage target (without municipal covariates). Then:
 
 - **LOO** (``loo.csv``): PSIS-LOO per model from the pointwise log-likelihood of each episode
-  (a density in months, so that every baseline is on the same scale), compared with
+  (a density in months, so that every baseline is on the same scale), computed block by
+  block of episodes (:mod:`munirank.checking.loo`), compared with
   :func:`arviz_stats.compare` (stacking weights); ``n_pareto_k_gt_0_7`` counts episodes whose
   Pareto :math:`\hat k > 0.7` (their LOO estimate is unreliable).
 - **Rank sensitivity** (``rank_sensitivity.csv``): per alternative, the Spearman correlation of
@@ -24,9 +25,9 @@ log-normal, piecewise exponential; :mod:`munirank.model.build`), the municipalit
   observed share completed within 12, 24 and 48 months
   (:func:`munirank.checking.predictive.completion_table`).
 
-Disclosure: the pointwise log-likelihood (draws x episodes) lives in memory only; files hold
-aggregates (elpd, se, counts of :math:`\hat k`), per-municipality summaries, and counts
-below ``min_cell`` are blank.
+Disclosure: the pointwise log-likelihood (draws x episodes) is never held whole, only block
+by block in memory; files hold aggregates (elpd, se, counts of :math:`\hat k`),
+per-municipality summaries, and counts below ``min_cell`` are blank.
 """
 
 from __future__ import annotations
@@ -46,9 +47,10 @@ import xarray as xr
 from scipy import stats
 
 from munirank.checking import diagnostics, predictive
+from munirank.checking.loo import model_loo
 from munirank.input.episodes import load_episodes
 from munirank.input.spec import BASELINES, ModelSpec, Spec, load_spec
-from munirank.model.build import PARAMETERS, create_model, crude_log_rate, pointwise_loglik
+from munirank.model.build import PARAMETERS, create_model, crude_log_rate
 from munirank.model.sampling import sample_posterior
 from munirank.output import destinations, files
 from munirank.posterior import ranks as rk
@@ -120,24 +122,12 @@ def effects_for(posterior: xr.Dataset, episodes: xr.Dataset, baseline: str) -> x
     return duration_effects_quadrature(posterior, episodes, baseline=baseline)
 
 
-def loo_from_loglik(posterior: xr.Dataset, loglik: xr.DataArray) -> tuple[Any, list[str]]:
-    """PSIS-LOO (pointwise, in memory) and the warnings it raised (as text)."""
-    tree = xr.DataTree.from_dict({
-        "posterior": posterior[[v for v in PARAMETERS if v in posterior]],
-        "log_likelihood": xr.Dataset({"loglik": loglik}),
-    })
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = azs.loo(tree, pointwise=True, var_name="loglik")
-    return result, sorted({str(w.message)[:120] for w in caught})
-
-
 def fit_variant(episodes: xr.Dataset, variant: Variant, spec: Spec, *,
                 keep_loglik: bool = False) -> tuple[VariantFit, xr.DataTree]:
     """Fit one variant; return its aggregates and its posterior tree.
 
-    With ``keep_loglik`` the tree also holds the in-memory ``log_likelihood`` group (for
-    power-scaling); it must never be written to a file.
+    With ``keep_loglik`` the tree also holds a ``log_likelihood`` group (for power-scaling of
+    the likelihood): the log-likelihood summed over episodes, per draw.
     """
     t0 = time.perf_counter()
     eps = episodes if variant.municipal else episodes.isel(municipal_covariate=[])
@@ -145,9 +135,8 @@ def fit_variant(episodes: xr.Dataset, variant: Variant, spec: Spec, *,
     tree, _ = sample_posterior(model, spec.sampling, progressbar=False)
     posterior = tree["posterior"].dataset
     diag = diagnostics.convergence(tree, var_names=list(PARAMETERS))
-    loglik = pointwise_loglik(posterior, eps, baseline=variant.model.baseline)
-    loo, loo_warnings = loo_from_loglik(posterior, loglik)
-    diag["loo_warnings"] = loo_warnings
+    loo = model_loo(posterior, eps, baseline=variant.model.baseline)
+    diag["loo_warnings"] = loo.warnings
     derived = effects_for(posterior, eps, variant.model.baseline)
     k = spec.ranking.top_k
     summary = rk.summarise_ranks(rk.rank_draws(derived["effect_months"]), top_k=k,
@@ -156,9 +145,9 @@ def fit_variant(episodes: xr.Dataset, variant: Variant, spec: Spec, *,
     table["effect_months_mean"] = derived["effect_months"].mean(rk.SAMPLE_DIMS).to_numpy()
     groups = {"posterior": posterior}
     if keep_loglik:
-        groups["log_likelihood"] = xr.Dataset({"loglik": loglik})
-    out = VariantFit(variant, loo, int((loo.pareto_k > PARETO_K_BAD).sum()), diag, table,
-                     time.perf_counter() - t0)
+        groups["log_likelihood"] = xr.Dataset({"loglik": loo.loglik_draws})
+    out = VariantFit(variant, loo.loo, int((loo.loo.pareto_k > PARETO_K_BAD).sum()), diag,
+                     table, time.perf_counter() - t0)
     return out, xr.DataTree.from_dict(groups)
 
 
@@ -306,7 +295,7 @@ def run_checks(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
     chosen = todo[0].model
     psense = prior_sensitivity(chosen_tree, chosen, episodes)
     posterior = chosen_tree["posterior"].dataset
-    del chosen_tree  # drops the in-memory pointwise log-likelihood
+    del chosen_tree
     completion = predictive.completion_table(posterior, episodes, baseline=chosen.baseline,
                                       ci_prob=spec_obj.sampling.ci_prob,
                                       min_cell=spec_obj.disclosure.min_cell)
