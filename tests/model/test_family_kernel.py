@@ -268,3 +268,15 @@ def test_softplus_and_logistic_match_numpy():
     softplus(z, len(z), sp, sig)
     np.testing.assert_allclose(sp, np.logaddexp(0.0, z), rtol=1e-15, atol=1e-300)
     np.testing.assert_allclose(sig, special.expit(z), rtol=1e-15, atol=1e-300)
+
+
+def test_normal_sf_matches_scipy():
+    from munirank.model.vector_math import normal_sf
+
+    z = np.concatenate([np.linspace(-40, 40, 20001), [0.0, 0.6629, 0.6630, 5.6568, 5.6569]])
+    out, work = np.empty_like(z), np.empty_like(z)
+    normal_sf(z, len(z), out, work)
+    want = special.ndtr(-z)
+    normal = want > 1e-290  # below, exp flushes subnormals to 0
+    np.testing.assert_allclose(out[normal], want[normal], rtol=1e-12)
+    assert np.abs(out[~normal]).max() < 1e-290

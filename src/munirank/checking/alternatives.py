@@ -14,7 +14,7 @@ log-normal, piecewise exponential; :mod:`munirank.model.build`), the municipalit
   mean ranks with the chosen model, the overlap of the top-k sets by mean rank and the
   largest absolute change in :math:`P(\text{top } k)` with its municipality. Effects are in
   months (RMST to the horizon) for every baseline: closed form for Weibull and exponential,
-  quadrature for the others (:func:`munirank.posterior.effects.duration_effects_quadrature`).
+  quadrature for the others (:func:`munirank.posterior.quadrature.duration_effects_quadrature`).
 - **Prior sensitivity** (``check.json``): power-scaling (:func:`arviz_stats.psense_summary`,
   Kallioinen et al. 2024) of the chosen model for ``alpha``, ``sigma``, ``beta`` and
   ``gamma``. The power-scaled prior is the joint prior of the top-level parameters
@@ -54,7 +54,8 @@ from munirank.model.build import PARAMETERS, create_model, crude_log_rate
 from munirank.model.sampling import sample_posterior
 from munirank.output import destinations, files
 from munirank.posterior import ranks as rk
-from munirank.posterior.effects import duration_effects, duration_effects_quadrature
+from munirank.posterior.effects import duration_effects
+from munirank.posterior.quadrature import duration_effects_quadrature
 
 PARETO_K_BAD = 0.7
 LOO_COLUMNS = ["model", "elpd_loo", "se", "p_loo", "elpd_diff", "dse", "weight",

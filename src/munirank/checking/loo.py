@@ -31,6 +31,7 @@ from munirank.input.episodes import as_codes
 from munirank.model.build import (
     PARAMETERS,
     _log_or_minus_inf,
+    draws_by_label,
     piece_cuts,
     piece_exposure,
     time_scale,
@@ -60,27 +61,16 @@ class ModelLoo:
     loglik_draws: xr.DataArray
 
 
-def _draws(posterior: xr.Dataset, name: str, dim: str | None,
-           episodes: xr.Dataset) -> np.ndarray:
-    """(draws, ...) array of a parameter, matched to the episodes' coordinate by label."""
-    values = posterior[name]
-    if dim in episodes.coords and not np.array_equal(values[dim].to_numpy(),
-                                                     episodes[dim].to_numpy()):
-        values = values.sel({dim: episodes[dim].to_numpy()})
-    arr = values.transpose("chain", "draw", *([dim] if dim else [])).to_numpy()
-    return arr.reshape(-1, *arr.shape[2:])
-
-
 def _shape_arguments(posterior: xr.Dataset, episodes: xr.Dataset, baseline: str,
                      t: np.ndarray, s: np.ndarray) -> dict[str, np.ndarray]:
     if baseline == "piecewise_exponential":
         cuts = piece_cuts(episodes)
-        log_piece = _draws(posterior, "log_piece", "piece", episodes)
+        log_piece = draws_by_label(posterior, "log_piece", "piece", episodes)
         return {"piece": np.searchsorted(cuts, t), "exposure": piece_exposure(t, s, cuts),
                 "log_piece": np.column_stack([np.zeros(len(log_piece)), log_piece])}
     if baseline == "exponential":
         return {}
-    return {"alpha": _draws(posterior, "alpha", None, episodes)}
+    return {"alpha": draws_by_label(posterior, "alpha", None, episodes)}
 
 
 def model_loo(posterior: xr.Dataset, episodes: xr.Dataset, *, baseline: str,
@@ -108,12 +98,12 @@ def model_loo(posterior: xr.Dataset, episodes: xr.Dataset, *, baseline: str,
     d = episodes["event"].to_numpy().astype(float)
     log_t, log_s = np.log(t), _log_or_minus_inf(s)
     x, codes = episodes["x"].to_numpy(), as_codes(episodes)
-    beta0 = _draws(posterior, "beta0", None, episodes)
-    beta = _draws(posterior, "beta", "covariate", episodes)
+    beta0 = draws_by_label(posterior, "beta0", None, episodes)
+    beta = draws_by_label(posterior, "beta", "covariate", episodes)
     # municipality part of the linear predictor, one row of draws per municipality
-    mu = np.ascontiguousarray((_draws(posterior, "gamma", "municipal_covariate", episodes)
+    mu = np.ascontiguousarray((draws_by_label(posterior, "gamma", "municipal_covariate", episodes)
                                @ episodes["z"].to_numpy().T
-                               + _draws(posterior, "u", "municipality", episodes)).T)
+                               + draws_by_label(posterior, "u", "municipality", episodes)).T)
     shapes = _shape_arguments(posterior, episodes, baseline, t, s)
     n_draws, n_ep = len(beta0), len(t)
     r_eff = relative_efficiency(posterior[[v for v in PARAMETERS if v in posterior]])

@@ -421,6 +421,30 @@ def shape_draws(posterior: xr.Dataset, baseline: str,
     return {"alpha": posterior["alpha"].transpose("chain", "draw").to_numpy().reshape(-1, 1)}
 
 
+def draws_by_label(posterior: xr.Dataset, name: str, dim: str | None,
+                   episodes: xr.Dataset) -> np.ndarray:
+    """A parameter's draws as a (chain x draw, ...) array, matched to the episodes by label.
+
+    Parameters
+    ----------
+    posterior : xarray.Dataset
+        Draws with dims (chain, draw, ...).
+    name : str
+        The parameter.
+    dim : str or None
+        Its dimension besides the draws, if any; where the episodes have that coordinate,
+        the parameter is ordered as they are.
+    episodes : xarray.Dataset
+        The episodes the model was fitted to.
+    """
+    values = posterior[name]
+    if dim in episodes.coords and not np.array_equal(values[dim].to_numpy(),
+                                                     episodes[dim].to_numpy()):
+        values = values.sel({dim: episodes[dim].to_numpy()})
+    arr = values.transpose("chain", "draw", *([dim] if dim else [])).to_numpy()
+    return arr.reshape(-1, *arr.shape[2:])
+
+
 def linear_predictor(posterior: xr.Dataset, episodes: xr.Dataset,
                      *, with_effect: bool = True) -> xr.DataArray:
     """eta_i per draw (the posterior's sample dims, then episode) on the model's time scale.

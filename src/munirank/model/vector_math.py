@@ -102,9 +102,9 @@ _C = (5.64188496988670089e-1, 8.88314979438837594e00, 6.61191906371416295e01,
 _D = (1.57449261107098347e01, 1.17693950891312499e02, 5.37181101862009858e02,
       1.62138957456669019e03, 3.29079923573345963e03, 4.36261909014324716e03,
       3.43936767414372164e03, 1.23033935480374942e03)
-_P = (3.05326634961232344e-1, 3.60344899949804439e-1, 1.25781726111229246e-1,
+_CODY_P = (3.05326634961232344e-1, 3.60344899949804439e-1, 1.25781726111229246e-1,
       1.60837851487422766e-2, 6.58749161529837803e-4, 1.63153871373020978e-2)
-_Q = (2.56852019228982242e00, 1.87295284992346047e00, 5.27905102951428412e-1,
+_CODY_Q = (2.56852019228982242e00, 1.87295284992346047e00, 5.27905102951428412e-1,
       6.05183413124413191e-2, 2.33520497626869185e-3)
 _SQRPI = 5.6418958354775628695e-1  # 1 / sqrt(pi)
 _ERF_SMALL = 0.46875
@@ -114,29 +114,33 @@ _SQRT_2_PI = math.sqrt(2.0 / math.pi)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
-@numba.njit(fastmath={"contract"}, error_model="numpy", cache=True)
+(_A0, _A1, _A2, _A3, _A4), (_B0, _B1, _B2, _B3) = _A, _B
+(_C0, _C1, _C2, _C3, _C4, _C5, _C6, _C7, _C8) = _C
+(_D0, _D1, _D2, _D3, _D4, _D5, _D6, _D7) = _D
+(_CP0, _CP1, _CP2, _CP3, _CP4, _CP5), (_CQ0, _CQ1, _CQ2, _CQ3, _CQ4) = _CODY_P, _CODY_Q
+
+
+@numba.njit(fastmath={"contract"}, error_model="numpy", inline="always")
 def _cody(y: float) -> float:
-    """For y >= 0: erfc(y) where y <= 0.46875, else R(y) with erfc(y) = exp(-y^2) R(y)."""
+    """For y >= 0: erfc(y) where y <= 0.46875, else R(y) with erfc(y) = exp(-y^2) R(y).
+
+    Cody's loops written out with scalar constants, and inlined by numba into its callers
+    here (which are compiled with the same flags): as a call, LLVM did not inline it and the
+    loops ran scalar (21 ns an element, against 3 ns).
+    """
     ysq = y * y
-    num = _A[4] * ysq
-    den = ysq
-    for i in range(3):
-        num = (num + _A[i]) * ysq
-        den = (den + _B[i]) * ysq
-    small = 1.0 - y * (num + _A[3]) / (den + _B[3])
-    num = _C[8] * y
-    den = y
-    for i in range(7):
-        num = (num + _C[i]) * y
-        den = (den + _D[i]) * y
-    middle = (num + _C[7]) / (den + _D[7])
+    num = ((((_A4 * ysq + _A0) * ysq + _A1) * ysq + _A2) * ysq + _A3)
+    den = ((((ysq + _B0) * ysq + _B1) * ysq + _B2) * ysq + _B3)
+    small = 1.0 - y * num / den
+    num = ((((((((_C8 * y + _C0) * y + _C1) * y + _C2) * y + _C3) * y + _C4) * y + _C5) * y
+            + _C6) * y + _C7)
+    den = ((((((((y + _D0) * y + _D1) * y + _D2) * y + _D3) * y + _D4) * y + _D5) * y
+            + _D6) * y + _D7)
+    middle = num / den
     inv = 1.0 / ysq
-    num = _P[5] * inv
-    den = inv
-    for i in range(4):
-        num = (num + _P[i]) * inv
-        den = (den + _Q[i]) * inv
-    large = (_SQRPI - inv * (num + _P[4]) / (den + _Q[4])) / y
+    num = (((((_CP5 * inv + _CP0) * inv + _CP1) * inv + _CP2) * inv + _CP3) * inv + _CP4)
+    den = (((((inv + _CQ0) * inv + _CQ1) * inv + _CQ2) * inv + _CQ3) * inv + _CQ4)
+    large = (_SQRPI - inv * num / den) / y
     return small if y <= _ERF_SMALL else (middle if y <= 4.0 else large)
 
 
@@ -154,6 +158,19 @@ def softplus(z: np.ndarray, n: int, sp: np.ndarray, sig: np.ndarray) -> None:
         e = sig[k]
         sp[k] += z[k] if z[k] > 0.0 else 0.0
         sig[k] = (1.0 if z[k] >= 0.0 else e) / (1.0 + e)
+
+
+@numba.njit(fastmath={"contract"}, error_model="numpy", cache=True)
+def normal_sf(z: np.ndarray, n: int, out: np.ndarray, work: np.ndarray) -> None:
+    """out[:n] = Phi(-z), by Cody's erfc (``work``: n scratch); see :func:`normal_log_sf`."""
+    for k in range(n):
+        work[k] = _cody(abs(z[k]) * _SQRT1_2)
+    for k in range(n):
+        out[k] = exp(-0.5 * z[k] * z[k])
+    for k in range(n):
+        small = abs(z[k]) * _SQRT1_2 <= _ERF_SMALL
+        tail = 0.5 * (work[k] if small else out[k] * work[k])  # Phi(-|z|)
+        out[k] = tail if z[k] > 0.0 else 1.0 - tail
 
 
 @numba.njit(fastmath={"contract"}, error_model="numpy", cache=True)
