@@ -66,3 +66,13 @@ def test_prior_sensitivity_from_the_summed_loglik_equals_the_pointwise(tiny_epis
         assert out[1][key]["prior"] == pytest.approx(value["prior"], rel=1e-8, abs=1e-12)
         assert out[1][key]["likelihood"] == pytest.approx(value["likelihood"], rel=1e-8,
                                                           abs=1e-12)
+
+
+def test_without_municipal_covariates(tiny_episodes):
+    """The check's variant without municipal covariates (an empty gamma)."""
+    episodes = tiny_episodes.isel(municipal_covariate=[])
+    post = fake_posterior(episodes, chains=2, draws=50, seed=1)
+    loglik = pointwise_loglik(post, episodes)
+    got = model_loo(post, episodes, baseline="weibull")
+    np.testing.assert_allclose(got.loglik_draws.values, loglik.sum("episode").values,
+                               rtol=1e-12)

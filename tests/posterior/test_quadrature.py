@@ -85,3 +85,12 @@ def test_compiled_pass_equals_the_per_draw_numpy_algorithm(tiny_episodes, baseli
     np.testing.assert_allclose(got["effect_months"].to_numpy().reshape(want.shape), want,
                                rtol=1e-9, atol=1e-10)
     assert got["effect_months"].dims == ("chain", "draw", "municipality")
+
+
+def test_without_municipal_covariates(tiny_episodes):
+    episodes = tiny_episodes.isel(municipal_covariate=[])
+    post = fake_posterior(episodes, draws=10, seed=2)
+    got = duration_effects_quadrature(post, episodes, baseline="loglogistic")
+    want = _per_draw_reference(post, episodes, "loglogistic")
+    np.testing.assert_allclose(got["effect_months"].to_numpy().reshape(want.shape), want,
+                               rtol=1e-9, atol=1e-10)

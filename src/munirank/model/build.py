@@ -442,7 +442,7 @@ def draws_by_label(posterior: xr.Dataset, name: str, dim: str | None,
                                                      episodes[dim].to_numpy()):
         values = values.sel({dim: episodes[dim].to_numpy()})
     arr = values.transpose("chain", "draw", *([dim] if dim else [])).to_numpy()
-    return arr.reshape(-1, *arr.shape[2:])
+    return arr.reshape(arr.shape[0] * arr.shape[1], *arr.shape[2:])
 
 
 def linear_predictor(posterior: xr.Dataset, episodes: xr.Dataset,
