@@ -118,6 +118,40 @@ def _gpd_khat(x):  # noqa: ANN001, ANN202
     return _gpdfit(x)
 
 
+_STRIDE = 16  # subsample of the draws that locates the tail
+
+
+@numba.njit
+def _largest(lw, k):  # noqa: ANN001, ANN202
+    """Indices of the k largest values of ``lw``, ascending by value (ties by index).
+
+    The candidates are the values at or above an order statistic of every 16th draw, chosen
+    so that about 2k draws pass (all draws if fewer than k do): then one sort of those few
+    hundred values instead of a partition of all draws (47 us of a row's 110, measured).
+    """
+    n = lw.shape[0]
+    m = (n + _STRIDE - 1) // _STRIDE
+    rank = m - 1 - (2 * k) // _STRIDE
+    count = n
+    tau = -np.inf
+    if rank >= 0:
+        sub = lw[::_STRIDE].copy()
+        tau = np.partition(sub, rank)[rank]
+        count = 0
+        for s in range(n):
+            count += lw[s] >= tau
+    if count < k:
+        tau, count = -np.inf, n
+    candidates = np.empty(count, np.int64)
+    c = 0
+    for s in range(n):
+        if lw[s] >= tau:
+            candidates[c] = s
+            c += 1
+    order = np.argsort(lw[candidates], kind="mergesort")
+    return candidates[order[count - k:]]
+
+
 @numba.njit
 def _smooth_log_weights(lw, n_tail):  # noqa: ANN001, ANN202
     """Pareto-smooth log ratios ``lw`` in place and normalise them; return (k-hat, ok).
@@ -125,26 +159,11 @@ def _smooth_log_weights(lw, n_tail):  # noqa: ANN001, ANN202
     ``ok`` is false for a tail of one repeated value, which arviz-stats refuses (the caller
     raises: an exception cannot leave numba's parallel loop).
     """
-    n = lw.shape[0]
     lw -= lw.max()
-    cut_at = n - n_tail - 1
-    part = np.partition(lw, cut_at)  # a copy: lw keeps the draws' order
-    cutoff = part[cut_at]
-    tail_idx = np.empty(n_tail, np.int64)
-    t = 0
-    for s in range(n):  # the tail's draws, in draw order (ties at the cutoff stay out)
-        if lw[s] > cutoff and t < n_tail:
-            tail_idx[t] = s
-            t += 1
-    if t < n_tail:  # ties at the cutoff: take enough of them, as a sort would
-        for s in range(n):
-            if lw[s] == cutoff and t < n_tail:
-                tail_idx[t] = s
-                t += 1
+    top = _largest(lw, n_tail + 1)  # ascending: the cutoff, then the tail
+    cutoff = lw[top[0]]
+    tail_idx = top[1:]
     tail = lw[tail_idx]
-    order = np.argsort(tail, kind="mergesort")
-    tail_idx = tail_idx[order]
-    tail = tail[order]
     max_tail, min_tail = tail[-1], tail[0]
     if abs(max_tail - min_tail) < _TINY:
         return np.nan, False
@@ -191,7 +210,8 @@ def _loo_rows(loglik, n_tail):  # noqa: ANN001, ANN202
         lw = -ll
         khat[i], ok = _smooth_log_weights(lw, n_tail)
         flat[i] = not ok
-        elpd[i] = _logsumexp(lw + ll)
+        lw += ll
+        elpd[i] = _logsumexp(lw)
         p_loo[i] = _logsumexp(ll) - log_n - elpd[i]
     return elpd, khat, p_loo, flat
 
