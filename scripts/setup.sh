@@ -29,4 +29,15 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import munirank, pytest' 
     "$PY" -m venv .venv
     .venv/bin/python -m pip install --quiet --upgrade pip
     .venv/bin/python -m pip install --quiet -e ".[dev]"
+    # Compile munirank's numba kernels once now (about 30 s), so that the first real fit does
+    # not (it then compiles only its own model's graph). SKIP_WARMUP=1 skips it.
+    if [ -z "${SKIP_WARMUP:-}" ]; then
+        echo "Compiling munirank's kernels once (SKIP_WARMUP=1 to skip) ..."
+        warm=$(mktemp -d)
+        .venv/bin/munirank simulate --preset tiny --out "$warm/data" >/dev/null
+        .venv/bin/munirank fit "$warm/data/spells.csv" --spec "$warm/data/spec.toml" \
+            --out "$warm/fit" --draws 50 --tune 50 --chains 2 --quiet --allow-unconverged \
+            >/dev/null
+        rm -rf "$warm"
+    fi
 fi

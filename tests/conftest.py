@@ -113,3 +113,101 @@ def fake_posterior(episodes: xr.Dataset, *, chains: int = 2, draws: int = 50,
 @pytest.fixture
 def tiny_posterior(tiny_episodes):
     return fake_posterior(tiny_episodes)
+
+
+#: The registers of the tiny-panel preset in Danish register names.
+PANEL_NAMES = {"persons.csv": {"person_id": "pnr", "arrival": "indrejsedato",
+                               "event_date": "selvforsoerget", "emigration": "udvandret",
+                               "end_of_follow_up": "slutdato", "male": "mand", "age": "alder"},
+               "residence.csv": {"person_id": "pnr", "municipality": "kommune", "from": "fra",
+                                 "to": "til"},
+               "municipal.csv": {"municipality": "kommune", "year": "aar",
+                                 "unemployment": "ledighed"},
+               "crosswalk.csv": {"old": "gl_kode", "new": "ny_kode", "date": "dato"}}
+
+
+@pytest.fixture(scope="session")
+def panel_dir(tmp_path_factory):
+    """tiny-panel (seed 2) with its register form: calendar years and a reform."""
+    from munirank.simulation.register import write_register
+
+    return write_register("tiny-panel", 2, tmp_path_factory.mktemp("panel"),
+                          register_form=True)
+
+
+@pytest.fixture(scope="session")
+def panel_dk(panel_dir, tmp_path_factory):
+    """The tiny-panel registers in Danish names through ``munirank episodes``.
+
+    Split at years, on the old municipalities (kommune, kommune_new beside), municipal table
+    by year (``aar``); the episode and year columns then renamed (``forloeb``, ``kalenderaar``)
+    in spells.csv and the spec fit reads, so that fit reads them by the spec's names.
+    Returns the folder episodes wrote (spells.csv, spec.toml, municipal.csv).
+    """
+    import pandas as pd
+    import tomli_w
+
+    from munirank.cli import run
+    from munirank.input.spec import load_spec, spec_to_dict
+
+    registers = tmp_path_factory.mktemp("panel_dk")
+    for name, names in PANEL_NAMES.items():
+        pd.read_csv(panel_dir / name, dtype=str, keep_default_na=False).rename(
+            columns=names).to_csv(registers / name, index=False)
+    spec = {"data": {"group": "kommune", "time": "udgang", "event": "haendelse",
+                     "entry": "indgang", "municipal_table": "municipal.csv",
+                     "municipal_year": "aar", "crosswalk": "crosswalk.csv",
+                     "crosswalk_level": "old", "crosswalk_columns": ["gl_kode", "ny_kode", "dato"]},
+            "covariates": {"individual": ["mand", "alder"], "municipal": ["ledighed"]},
+            "ranking": {"top_k": 3},
+            "registers": {"id": "pnr", "arrival": "indrejsedato",
+                          "event_date": "selvforsoerget", "end_dates": ["udvandret", "slutdato"],
+                          "municipality": "kommune", "from_date": "fra", "to_date": "til",
+                          "split_years": True}}
+    (registers / "spec.toml").write_text(tomli_w.dumps(spec))
+    out = registers / "episoder"
+    assert run(["episodes", str(registers / "persons.csv"), str(registers / "residence.csv"),
+                "--spec", str(registers / "spec.toml"), "--out", str(out)]) == 0
+    spells = pd.read_csv(out / "spells.csv", dtype={"kommune": str})
+    spells.rename(columns={"episode": "forloeb", "year": "kalenderaar"}).to_csv(
+        out / "spells.csv", index=False)
+    fit_spec = spec_to_dict(load_spec(out / "spec.toml"))
+    fit_spec["data"] |= {"episode": "forloeb", "year": "kalenderaar"}
+    (out / "spec.toml").write_text(tomli_w.dumps(fit_spec))
+    return out
+
+
+@pytest.fixture(scope="session")
+def split_tiny(tiny_dir, tmp_path_factory):
+    """The tiny register split at 1 January, with its municipal table repeated every year.
+
+    Arrival dates are made up (seeded); ``episode`` numbers the unsplit episodes. Returns
+    the folder: spells.csv (pieces), municipal.csv (by year, constant over years),
+    spec.toml (fit reads the pieces by year) and unsplit.toml (the tiny spec, paths absolute).
+    """
+    import pandas as pd
+    import tomli_w
+
+    from munirank.input.spec import load_spec, spec_to_dict
+    from munirank.input.years import split_at_years
+
+    out = tmp_path_factory.mktemp("split_tiny")
+    spells = pd.read_csv(tiny_dir / "spells.csv", dtype={"municipality": str})
+    spells["episode"] = np.arange(len(spells)) + 1
+    persons = spells["person_id"].unique()
+    days = np.random.default_rng(3).integers(0, 2000, len(persons))
+    arrival = pd.Series(pd.Timestamp("2001-01-01") + pd.to_timedelta(days, "D"), index=persons)
+    split = split_at_years(spells, arrival, time_unit="months", id="person_id", start="start",
+                           stop="stop", event="event", year="year")
+    split.to_csv(out / "spells.csv", index=False)
+    municipal = pd.read_csv(tiny_dir / "municipal.csv", dtype={"municipality": str})
+    years = range(int(split["year"].min()), int(split["year"].max()) + 1)
+    pd.concat([municipal.assign(year=y) for y in years]).to_csv(out / "municipal.csv",
+                                                                 index=False)
+    spec = spec_to_dict(load_spec(tiny_dir / "spec.toml"))
+    spec["data"]["municipal_table"] = str(tiny_dir / "municipal.csv")
+    (out / "unsplit.toml").write_text(tomli_w.dumps(spec))
+    spec["data"] |= {"municipal_table": "municipal.csv", "municipal_year": "year",
+                     "year": "year", "episode": "episode"}
+    (out / "spec.toml").write_text(tomli_w.dumps(spec))
+    return out

@@ -27,6 +27,14 @@ def test_usage_error_is_one_line_and_exit_2(capsys):
     assert "\n" not in err and "error" in err
 
 
+def test_unknown_preset_names_the_option_and_the_known_presets(tmp_path, capsys):
+    assert run(["simulate", "--preset", "bad", "--out", str(tmp_path / "s")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "munirank: error: option --preset: unknown preset 'bad'; known: tiny, dk-1999-2005, "
+        "no-2012-2018")
+    assert not (tmp_path / "s").exists()
+
+
 def test_missing_data_file_exit_2_nothing_written(tmp_path, tiny_dir, capsys):
     out = tmp_path / "fit"
     code = run(["fit", str(tmp_path / "nope.csv"), "--spec", str(tiny_dir / "spec.toml"),
@@ -64,3 +72,22 @@ def test_short_fit_writes_the_contract(tmp_path, tiny_dir):
         assert "episode" not in node.dataset.dims
     assert tree["posterior"].dataset["u"].dims == ("chain", "draw", "municipality")
     assert np.isfinite(tree["derived"].dataset["effect_months"]).all()
+
+
+@pytest.mark.parametrize(("key", "value", "instead"), [
+    ("method", "pathfinder", "use laplace, a nested Laplace approximation"),
+    ("sampler", "numpyro", "use nutpie (the default) or pymc"),
+])
+def test_a_spec_asking_for_a_dropped_choice_gets_one_line(tmp_path, tiny_dir, capsys, key, value,
+                                                          instead):
+    spec = tmp_path / "spec.toml"
+    spec.write_text((tiny_dir / "spec.toml").read_text() + f'\n[sampling]\n{key} = "{value}"\n')
+    out = tmp_path / "fit"
+    code = run(["fit", str(tiny_dir / "spells.csv"), "--spec", str(spec), "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and not out.exists()
+    assert "\n" not in err and err.startswith(f"munirank: error: {spec}, column 'sampling.{key}'")
+    assert f"{value} is no longer offered" in err and instead in err
+    assert run(["fit", str(tiny_dir / "spells.csv"), "--spec", str(tiny_dir / "spec.toml"),
+                "--out", str(out), f"--{key}", value]) == 2
+    assert "invalid choice" in capsys.readouterr().err and not out.exists()

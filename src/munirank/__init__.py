@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         bench,
         check,
         compare,
+        episodes,
         fit,
         pairwise,
         read_truth,
@@ -52,5 +53,5 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["FitResult", "InputError", "NotConvergedError", "__version__", "bench", "check",
-           "compare", "fit", "pairwise", "read_truth", "reanalyse", "report", "simulate",
-           "study", "study_statements"]
+           "compare", "episodes", "fit", "pairwise", "read_truth", "reanalyse", "report",
+           "simulate", "study", "study_statements"]

@@ -9,6 +9,7 @@
 command        function
 ============== =========================================================
 ``simulate``   :func:`munirank.simulation.register.simulate`
+``episodes``   :func:`munirank.input.extracts.episodes`
 ``fit``        :func:`munirank.benchmark.fit`
 ``compare``    :func:`munirank.established.comparison.compare`
 ``check``      :func:`munirank.checking.alternatives.run_checks`
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 #: Public name -> (module, attribute).
 EXPORTS: dict[str, tuple[str, str]] = {
     "simulate": ("munirank.simulation.register", "simulate"),
+    "episodes": ("munirank.input.extracts", "episodes"),
     "fit": ("munirank.benchmark", "fit"),
     "compare": ("munirank.established.comparison", "compare"),
     "check": ("munirank.checking.alternatives", "run_checks"),

@@ -14,8 +14,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
-from munirank.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNCONVERGED, InputError
-from munirank.input.spec import DEFAULT_TUNE
+from munirank.errors import (
+    EXIT_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_UNCONVERGED,
+    InputError,
+    MissingExtra,
+)
+from munirank.input.spec import DEFAULT_TUNE, METHODS, SAMPLERS
 
 _TUNE_HELP = "tuning steps per chain (default: " + ", ".join(
     f"{n} with {sampler}" for sampler, n in DEFAULT_TUNE.items()) + ")"
@@ -27,14 +34,19 @@ class _Parser(argparse.ArgumentParser):
         raise InputError(f"{self.prog}: {message} (see --help)")
 
 
-def _add_sampling(p: argparse.ArgumentParser) -> None:
+def _add_sampling(p: argparse.ArgumentParser, *, laplace: bool = True) -> None:
     p.add_argument("--draws", type=int, help="posterior draws per chain (default 1000)")
     p.add_argument("--tune", type=int,
                    help=_TUNE_HELP)
     p.add_argument("--chains", type=int, help="number of chains (default 4)")
     p.add_argument("--seed", type=int, help="random seed (default 1)")
-    p.add_argument("--sampler", choices=["nutpie", "pymc", "numpyro"], help="default nutpie")
-    p.add_argument("--method", choices=["nuts", "pathfinder", "laplace"], help="default nuts")
+    p.add_argument("--sampler", choices=SAMPLERS, help="default nutpie")
+    if laplace:
+        p.add_argument("--method", choices=METHODS,
+                       help="default nuts; laplace: a nested Laplace approximation, fast, for "
+                       "registers too large to refit often with NUTS")
+    else:
+        p.add_argument("--method", choices=["nuts"], help="nuts (the only method here)")
     p.add_argument("--ci", type=float, dest="ci_prob", help="interval probability (default 0.9)")
     p.add_argument("--min-cell", type=int, help="smallest count shown in outputs (default 5)")
     p.add_argument("--allow-unconverged", action="store_true",
@@ -58,9 +70,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
     out = simulate(args.preset, seed=args.seed, out=args.out, effect_sd=args.effect_sd,
                    effect_dist=args.effect_dist, baseline=args.baseline, scale=args.scale,
-                   overwrite=args.overwrite)
+                   overwrite=args.overwrite, register_form=args.register_form)
+    extra = ", persons.csv, residence.csv, crosswalk.csv" if args.register_form else ""
     print(f"simulated {args.preset} (seed {args.seed}) -> {out}/spells.csv, municipal.csv, "
-          "truth.csv, spec.toml")
+          f"truth.csv{extra}, spec.toml")
     if args.check:
         from munirank.simulation.calibration import check_command
 
@@ -129,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("simulate", help="simulate a register with known truth")
-    p.add_argument("--preset", required=True, help="tiny, dk-1999-2005 or no-2012-2018")
+    p.add_argument("--preset", required=True,
+                   help="tiny, tiny-panel, dk-1999-2005 or no-2012-2018")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--effect-sd", type=float, help="SD of true municipality log hazard ratios")
@@ -139,8 +153,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=float, help="multiply the number of spells")
     p.add_argument("--check", action="store_true",
                    help="print simulated vs published national figures")
+    p.add_argument("--register-form", action="store_true",
+                   help="also write the register form: persons.csv, residence.csv (dates) and "
+                   "a simulated crosswalk.csv, for `munirank episodes`")
     _add_overwrite(p)
     p.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser("episodes", help="episodes from register extracts with dates "
+                       "(person table and residence history)")
+    p.add_argument("persons", type=Path, help="person table: id, arrival, event and end dates, "
+                   "covariates (.csv, .parquet, .dta, .sas7bdat, .xpt)")
+    p.add_argument("residence", type=Path,
+                   help="residence history: id, municipality, from date, to date")
+    p.add_argument("--spec", required=True, type=Path,
+                   help="SPEC.toml with a [registers] section naming the columns")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    _add_overwrite(p)
+    p.set_defaults(func=_delegate("input.extracts", "episodes_command"))
 
     p = sub.add_parser("fit", help="fit the Bayesian model and rank municipalities")
     _add_data_spec_out(p)
@@ -172,7 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"name of the {col} column")
     p.add_argument("--encoding", default="utf-8")
     _add_overwrite(p)
-    _add_sampling(p)
+    # model.laplace's grid integrates over the survival model's municipality SD; the published
+    # table's model would get a single Gaussian at its joint mode, which over-shrinks
+    _add_sampling(p, laplace=False)
     p.set_defaults(func=_delegate("established.published", "reanalyse_command"))
 
     p = sub.add_parser("report", help="self-contained HTML report of a fit folder")
@@ -193,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_delegate("posterior.statements", "pairwise_command"))
 
     p = sub.add_parser("study", help="simulation study: both methods scored against truth")
-    p.add_argument("--preset", required=True)
+    p.add_argument("--preset", required=True, help="tiny, dk-1999-2005 or no-2012-2018")
     p.add_argument("--replicates", type=int, required=True)
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--scheduler", help="address of an existing dask scheduler")
@@ -211,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tune", type=int,
                    help=_TUNE_HELP)
     p.add_argument("--chains", type=int, help="number of chains (default 4)")
-    p.add_argument("--sampler", choices=["nutpie", "pymc", "numpyro"], help="default nutpie")
+    p.add_argument("--sampler", choices=SAMPLERS, help="default nutpie")
     p.add_argument("--cutoff", type=int, default=80,
                    help="frequentist: rank only municipalities with more spells than this")
     p.add_argument("--no-cutoff", action="store_true", help="frequentist: rank every one")
@@ -240,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="speed and scale benchmarks")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--cases", help="comma-separated cases (default all: nutpie, pymc, "
-                   "nutpie-cold, frequentist, laplace, scale-nuts, scale-laplace)")
+                   "nutpie-cold, frequentist, laplace, scale-nuts, scale-laplace, episodes)")
     p.add_argument("--repeats", type=int, default=3,
                    help="alternating runs of nutpie and pymc; ratios are medians (default 3)")
     p.add_argument("--seed", type=int, default=1, help="seed of the registers and fits")
@@ -249,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale-municipalities", type=int, default=400,
                    help="municipalities of the scale runs (default 400)")
     p.add_argument("--draws", type=int, help="draws per chain of every fit (default 1000)")
+    p.add_argument("--episodes-persons", type=int, default=1_000_000,
+                   help="persons in the register extracts of the episodes case "
+                   "(default 1,000,000)")
     _add_overwrite(p)
     p.set_defaults(func=_delegate("studies.bench", "bench_command"))
     return parser
@@ -279,7 +313,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         func: Callable[[argparse.Namespace], int] = args.func
         with interruptible():  # SIGTERM ends a run like Ctrl-C: cleaned up, nothing written
             return func(args)
-    except InputError as err:
+    except (InputError, MissingExtra) as err:
         print(f"munirank: error: {err}", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt as err:

@@ -5,7 +5,8 @@ exit code                 meaning
 ========================= ====================================================================
 0 (:data:`EXIT_OK`)       done
 2 (:data:`EXIT_INPUT`)    bad input or usage (:class:`InputError`): one line on stderr naming
-                          the file, column and rows; nothing written
+                          the file, column and rows, or the command-line option; nothing
+                          written
 3 (:data:`EXIT_UNCONVERGED`) fitted but not converged: outputs written and flagged, unless
                           ``--allow-unconverged``
 130, 143                  interrupted by SIGINT or SIGTERM (:class:`Interrupted`, 128 + the
@@ -23,6 +24,9 @@ EXIT_OK, EXIT_INPUT, EXIT_UNCONVERGED, EXIT_INTERRUPTED = 0, 2, 3, 130
 class InputError(ValueError):
     """Bad input or usage: names the file, the column and the first offending rows.
 
+    A bad command-line value names the option instead (``option --preset: unknown preset
+    'bad'; known: ...``): an option is not a column.
+
     Parameters
     ----------
     message : str
@@ -33,6 +37,9 @@ class InputError(ValueError):
         The column (or spec key) that holds the problem.
     rows : sequence of int, optional
         Offending rows, numbered as in the file (1 = first data row).
+    option : str, optional
+        The command-line option (or the API keyword of the same name) whose value is bad,
+        e.g. ``"--preset"``.
     """
 
     def __init__(
@@ -42,11 +49,13 @@ class InputError(ValueError):
         file: str | None = None,
         column: str | None = None,
         rows: Sequence[int] | None = None,
+        option: str | None = None,
     ) -> None:
         self.file = file
         self.column = column
         self.rows = list(rows) if rows is not None else []
-        parts = []
+        self.option = option
+        parts = [f"option {option}"] if option else []
         if file:
             parts.append(str(file))
         if column:
@@ -58,6 +67,23 @@ class InputError(ValueError):
         prefix = ", ".join(parts)
         message = " ".join(str(message).split())  # one line, whatever a library said
         super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class MissingExtra(ImportError):
+    """An optional feature's packages are not installed (exit code 2, one line).
+
+    Parameters
+    ----------
+    feature : str
+        What needs them, e.g. ``"munirank study"``.
+    extra : str
+        The extra that installs them, e.g. ``"study"``.
+    """
+
+    def __init__(self, feature: str, extra: str) -> None:
+        self.extra = extra
+        super().__init__(f"{feature} needs munirank's optional packages '{extra}': "
+                         f"pip install 'munirank[{extra}]'")
 
 
 class Interrupted(KeyboardInterrupt):

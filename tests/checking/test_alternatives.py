@@ -25,6 +25,37 @@ def test_variants_change_one_thing_each(tiny_spec):
     assert [v.name for v in picked] == ["weibull", "lognormal"]
 
 
+def test_an_unknown_model_is_named_with_the_known_ones(tiny_spec):
+    from munirank.errors import InputError
+
+    with pytest.raises(InputError, match=r"^option --models: unknown model\(s\) 'lognormall'; "
+                       r"known: exponential, loglogistic, lognormal, piecewise_exponential, "
+                       r"weibull_student_t$"):
+        checks.variants(tiny_spec, has_municipal=False, names=("lognormall", "exponential"))
+
+
+def test_cli_unknown_model_exit_2_nothing_written(tiny_dir, tmp_path, capsys):
+    from munirank.cli import run
+
+    out = tmp_path / "check"
+    assert run(["check", str(tiny_dir / "spells.csv"), "--spec", str(tiny_dir / "spec.toml"),
+                "--out", str(out), "--models", "exponential, nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "option --models: unknown model(s) 'nope'" in err
+    assert not out.exists()
+
+
+def test_cli_too_few_draws_for_loo_exit_2_nothing_written(tiny_dir, tmp_path, capsys):
+    from munirank.cli import run
+
+    out = tmp_path / "check"
+    assert run(["check", str(tiny_dir / "spells.csv"), "--spec", str(tiny_dir / "spec.toml"),
+                "--out", str(out), "--draws", "12", "--chains", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "option --draws: check needs at least 25 draws" in err
+    assert "not 24" in err and not out.exists()
+
+
 def test_rank_sensitivity_finds_the_largest_change():
     idx = pd.Index(["A", "B", "C", "D"], name="municipality")
     chosen = pd.DataFrame({"rank_mean": [1.0, 2, 3, 4], "p_top2": [0.9, 0.8, 0.2, 0.1]}, idx)

@@ -85,3 +85,24 @@ def test_survival_table_without_municipal_covariates(tiny_dir, tiny_spec):
     national = table[table["group"] == "national"]
     assert national["pred_mean"].between(0, 1).all()
     assert national["pred_mean"].is_monotonic_decreasing
+
+
+def test_split_episodes_give_the_unsplit_curves_when_z_is_constant(split_tiny, tiny_dir):
+    """Pieces count by their share of their episode; nationally, persons' first episodes."""
+    from munirank.checking.predictive import completion_table, survival_table
+    from munirank.input.episodes import load_episodes
+    from munirank.input.spec import load_spec
+
+    split = load_episodes(split_tiny / "spells.csv", load_spec(split_tiny / "spec.toml"))
+    whole = load_episodes(tiny_dir / "spells.csv", load_spec(split_tiny / "unsplit.toml"))
+    post = fake_posterior(whole)
+    groups = ["national", "M01", "M20"]
+    a = survival_table(post, whole, groups=groups, min_cell=1)
+    b = survival_table(post, split, groups=groups, min_cell=1)
+    for c in ("km", "at_risk", "pred_mean", "pred_lo", "pred_hi"):
+        np.testing.assert_allclose(b[c].astype(float), a[c].astype(float), rtol=1e-10,
+                                   err_msg=c)
+    a, b = completion_table(post, whole, min_cell=1), completion_table(post, split, min_cell=1)
+    for c in ("observed", "pred_mean"):
+        np.testing.assert_allclose(b[c].astype(float), a[c].astype(float), rtol=1e-10,
+                                   err_msg=c)

@@ -57,38 +57,46 @@ def _u_at(model, point):
     return model.compile_fn(u, inputs=model.value_vars, on_unused_input="ignore")(point)
 
 
-def test_auto_parametrisation_centres_informative_municipalities(tiny_episodes):
-    from munirank.model.build import centred_municipalities
+def test_centring_weights_are_the_datas_share_of_information(tiny_episodes):
+    from munirank.model.build import centring_weights
 
     events = tiny_episodes["n_events"].to_numpy()
-    centred = centred_municipalities(events, ModelSpec())
-    assert centred.any() and not centred.all()
-    assert (events[centred] >= 9).all() and (events[~centred] <= 8).all()
-    assert not centred_municipalities(events, ModelSpec(parametrisation="non_centred")).any()
-    assert centred_municipalities(events, ModelSpec(parametrisation="centred")).all()
+    w = centring_weights(events, ModelSpec())
+    s2 = 0.5**2 * 2 * 0.4769362762044699**2  # HalfNormal(0.5)'s median, squared
+    np.testing.assert_allclose(w, events * s2 / (1 + events * s2))
+    assert ((w > 0) & (w < 1)).all() and np.all(np.diff(w[np.argsort(events)]) >= 0)
+    np.testing.assert_array_equal(centring_weights(events, ModelSpec(parametrisation="partial")),
+                                  w)
+    switch = centring_weights(events, ModelSpec(parametrisation="switch"))
+    assert set(switch) == {0.0, 1.0} and (events[switch == 1] >= 9).all()
+    assert (events[switch == 0] <= 8).all()
+    assert not centring_weights(events, ModelSpec(parametrisation="non_centred")).any()
+    assert centring_weights(events, ModelSpec(parametrisation="centred")).all()
 
 
-def test_parametrisations_are_the_same_model(tiny_episodes):
-    """At the same effects u, the centred-where-informative and the non-centred densities
-    differ only by the Jacobian of u_raw = u / sigma against u_raw = u + level: log sigma per
-    centred municipality."""
-    from munirank.model.build import centred_municipalities
+@pytest.mark.parametrize("parametrisation", ["partial", "switch", "centred"])
+def test_parametrisations_are_the_same_model(tiny_episodes, parametrisation):
+    """At the same effects u, a parametrisation's density and the non-centred one differ only by
+    the Jacobian of u_raw = u / sigma against u_raw = u / sigma^(1-w) + w level: w log sigma
+    per municipality."""
+    from munirank.model.build import centring_weights
 
-    auto = create_model(tiny_episodes, ModelSpec())
+    spec = ModelSpec(parametrisation=parametrisation)
+    model = create_model(tiny_episodes, spec)
     plain = create_model(tiny_episodes, ModelSpec(parametrisation="non_centred"))
     rng = np.random.default_rng(8)
     sigma = 0.4
     u = sigma * rng.normal(size=tiny_episodes.sizes["municipality"])
-    centred = centred_municipalities(tiny_episodes["n_events"].to_numpy(), ModelSpec())
+    w = centring_weights(tiny_episodes["n_events"].to_numpy(), spec)
     common = {"alpha_log__": np.log(1.2), "beta0": -0.3, "sigma_log__": np.log(sigma),
               "beta": rng.normal(0, 0.2, tiny_episodes.sizes["covariate"]),
               "gamma": rng.normal(0, 0.2, tiny_episodes.sizes["municipal_covariate"])}
     level = common["beta0"] + tiny_episodes["z"].to_numpy() @ common["gamma"]
-    at_auto = {**common, "u_raw": np.where(centred, u + level, u / sigma)}
+    at = {**common, "u_raw": u / sigma ** (1 - w) + w * level}
     at_plain = {**common, "u_raw": u / sigma}
-    np.testing.assert_allclose(_u_at(auto, at_auto), u)
-    difference = auto.compile_logp()(at_auto) - plain.compile_logp()(at_plain)
-    assert difference == pytest.approx(-centred.sum() * np.log(sigma), rel=1e-9)
+    np.testing.assert_allclose(_u_at(model, at), u)
+    difference = model.compile_logp()(at) - plain.compile_logp()(at_plain)
+    assert difference == pytest.approx(-w.sum() * np.log(sigma), rel=1e-9)
 
 
 def test_every_municipality_is_in_the_model(tiny_episodes):

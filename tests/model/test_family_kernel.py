@@ -15,7 +15,7 @@ from munirank.model import family_kernel as fk
 from munirank.model.build import (
     _group_effect,
     baseline_loglik,
-    centred_municipalities,
+    centring_weights,
     create_model,
     crude_log_rate,
     piece_cuts,
@@ -93,7 +93,7 @@ def _per_episode_model(episodes, spec):
         sigma = pm.HalfNormal("sigma", p.sigma_sigma)
         events = np.bincount(codes, weights=d, minlength=len(coords["municipality"]))
         z_gamma = pt.dot(z_d, gamma)
-        u = _group_effect(spec, sigma, centred_municipalities(events, spec), beta0 + z_gamma)
+        u = _group_effect(spec, sigma, centring_weights(events, spec), beta0 + z_gamma)
         eta = beta0 + pt.dot(x_d, beta) + (z_gamma + u)[codes]
         if spec.baseline == "piecewise_exponential":
             theta = pm.Normal("log_piece", 0.0, 1.0, dims="piece")

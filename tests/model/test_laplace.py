@@ -107,14 +107,3 @@ def test_agreement_and_table_text(tmp_path):
               "ratios": {"ess_per_second_nutpie_over_pymc": 5.0}, "agreement": {"laplace": got}}
     text = table_text(report)
     assert "failed: boom" in text and "ess_per_second_nutpie_over_pymc: 5.00" in text
-
-
-def test_pathfinder_is_refused_with_one_line(tmp_path, tiny_dir, capsys):
-    from munirank.cli import run
-
-    out = tmp_path / "fit"
-    code = run(["fit", str(tiny_dir / "spells.csv"), "--spec", str(tiny_dir / "spec.toml"),
-                "--out", str(out), "--method", "pathfinder"])
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and not out.exists()
-    assert "\n" not in err and "sampling.method" in err and "laplace" in err

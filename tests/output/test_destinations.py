@@ -90,6 +90,11 @@ def test_a_folder_of_munirank_0_1_is_recognised_by_its_files(tmp_path):
     truth_only.mkdir()
     (truth_only / "municipalities.csv").write_text("x")  # no defining file
     assert dn.inspect_folder(truth_only).command is None
+    summary_only = tmp_path / "s"  # episodes came after the marker: no folder without one
+    summary_only.mkdir()
+    for name in ("summary.json", "summary.txt"):
+        (summary_only / name).write_text("x")
+    assert dn.inspect_folder(summary_only).command is None
 
 
 # --- writing a folder -------------------------------------------------------------------------

@@ -106,7 +106,7 @@ def test_cli_not_a_fit_folder_exit_2(tmp_path, capsys):
 def test_cli_bad_ci_or_out_exit_2(pair_dir, tmp_path, capsys):
     folder, _, _ = pair_dir
     assert run(["pairwise", str(folder), "--municipalities", "M01,M02", "--ci", "1.5"]) == 2
-    assert "--ci" in capsys.readouterr().err
+    assert "error: option --ci: must lie strictly between 0 and 1" in capsys.readouterr().err
     assert run(["pairwise", str(folder), "--municipalities", "M01,M02", "--out",
                 str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()

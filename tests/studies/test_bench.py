@@ -81,3 +81,20 @@ def test_bench_replaces_other_outputs_and_keeps_a_users_files(tmp_path, monkeypa
     assert "replaced the earlier output of `munirank simulate`" in capsys.readouterr().err
     assert not (theirs / "spells.csv").exists() and (theirs / "bench.json").is_file()
     assert_keeps_a_users_files(args, tmp_path / "user", "bench.txt")
+
+
+def test_the_episodes_case_times_the_command_on_register_extracts(tmp_path):
+    import json
+
+    from munirank.cli import run
+
+    out = tmp_path / "bench"
+    assert run(["bench", "--cases", "episodes", "--episodes-persons", "3000", "--out",
+                str(out)]) == 0
+    report = json.loads((out / "bench.json").read_text())
+    case = report["cases"]["episodes"]
+    assert case["persons"] == 3000 and case["residence_rows"] > 3000 * 2.4
+    assert case["n_episodes"] > 3000 and case["wall_seconds"] > 0 and "error" not in case
+    assert report["targets"]["episodes_wall_seconds_max"] == 30.0
+    assert "episodes" in (out / "bench.txt").read_text()
+    assert not (out / "work" / "dk").exists()  # no fit asked: no register simulated

@@ -117,6 +117,7 @@ def test_bad_options_exit_2_one_line(tmp_path, capsys, extra):
     assert run(args + extra) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "error" in err
+    assert extra[0] in err and "column" not in err  # an option is not a column
     assert not (tmp_path / "s" / "replicates").exists()
 
 
@@ -224,10 +225,11 @@ def test_run_replicate_scores_and_writes_without_per_person_rows(tmp_path, monke
 
     import xarray as xr
 
-    for key in (*st.THREAD_ENV, "PYTENSOR_FLAGS"):  # run_replicate sets them in this process
-        monkeypatch.setenv(key, os.environ.get(key, ""))  # restored (or removed) afterwards
-        if not os.environ[key]:
-            monkeypatch.delenv(key)
+    # configure_process sets a worker's thread and compile settings for good; not in the tests'
+    # process (numba refuses another NUMBA_NUM_THREADS once its threads run): the slow real
+    # replicate checks it in dask workers
+    monkeypatch.setattr(st, "configure_process",
+                        lambda root, name: str(Path(root) / f"worker-{name}"))
     comp, truth = _comp_and_truth()
     true = truth.set_index("municipality").loc[comp["municipality"], "true_effect_months"]
     draws = true.to_numpy() + np.linspace(-1, 1, 40).reshape(2, 20, 1)
@@ -299,3 +301,30 @@ def test_study_replaces_other_outputs_resumes_its_own_and_keeps_a_users_files(tm
     assert run([*args, "--out", str(theirs)]) == 0
     assert "continuing the earlier `munirank study`" in capsys.readouterr().err
     assert_keeps_a_users_files(args, tmp_path / "user", "summary.json")
+
+
+def failing_replicate(preset, index, seed, out, overrides, sampling, cutoff):
+    raise ValueError(f"replicate {index} could not be simulated")
+
+
+def test_a_study_where_every_replicate_fails_is_one_line_per_failure(tmp_path, monkeypatch,
+                                                                      capsys):
+    monkeypatch.setattr(st, "run_replicate", failing_replicate)
+    code = run(["study", "--preset", "tiny", "--replicates", "2", "--workers", "1", "--quiet",
+                "--out", str(tmp_path / "s")])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert err.count("could not be simulated") == 2
+    assert "no replicate of the study finished" in err
+
+
+def test_a_study_without_dask_names_the_extra_to_install(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "distributed" else real(name, *a))
+    code = run(["study", "--preset", "tiny", "--replicates", "1", "--out", str(tmp_path / "s")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err
+    assert "pip install 'munirank[study]'" in err and not (tmp_path / "s").exists()

@@ -48,6 +48,8 @@ from scipy import stats
 
 from munirank.checking import diagnostics, predictive
 from munirank.checking.loo import model_loo
+from munirank.errors import InputError
+from munirank.input.cells import fit_only
 from munirank.input.episodes import load_episodes
 from munirank.input.spec import BASELINES, ModelSpec, Spec, load_spec
 from munirank.model.build import PARAMETERS, create_model, crude_log_rate
@@ -58,6 +60,9 @@ from munirank.posterior.effects import duration_effects
 from munirank.posterior.quadrature import duration_effects_quadrature
 
 PARETO_K_BAD = 0.7
+LOO_MIN_DRAWS = 25
+"""Draws (chains x draws) PSIS-LOO needs at least: it smooths a tail of a fifth of the draws
+(for fewer than 225 effective ones) and refuses a tail of fewer than 5."""
 LOO_COLUMNS = ["model", "elpd_loo", "se", "p_loo", "elpd_diff", "dse", "weight",
                "n_pareto_k_gt_0_7", "converged", "baseline", "group_effect",
                "municipal_covariates"]
@@ -100,6 +105,11 @@ def variants(spec: Spec, *, has_municipal: bool,
     Returns
     -------
     list of Variant
+
+    Raises
+    ------
+    InputError
+        If ``names`` holds a name that is not one of these models (``--models``).
     """
     chosen = spec.model
     out = [Variant(chosen.baseline, chosen)]
@@ -109,6 +119,10 @@ def variants(spec: Spec, *, has_municipal: bool,
     if has_municipal:
         out.append(Variant(f"{chosen.baseline}_no_municipal", chosen, municipal=False))
     if names:
+        unknown = [n for n in names if n not in {v.name for v in out}]
+        if unknown:
+            raise InputError(f"unknown model(s) {', '.join(map(repr, unknown))}; known: "
+                             f"{', '.join(v.name for v in out[1:])}", option="--models")
         out = [out[0], *[v for v in out[1:] if v.name in names]]
     return out
 
@@ -276,6 +290,11 @@ def run_checks(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
     inputs = (Path(data),) if isinstance(spec, Spec) else (Path(data), Path(spec))
     destinations.claim_folder(out, overwrite=overwrite, inputs=inputs)
     spec_obj = spec if isinstance(spec, Spec) else load_spec(spec)
+    fit_only(spec_obj, "check", file="<in memory>" if isinstance(spec, Spec) else str(spec))
+    total = spec_obj.sampling.draws * spec_obj.sampling.chains
+    if total < LOO_MIN_DRAWS:
+        raise InputError(f"check needs at least {LOO_MIN_DRAWS} draws in all (draws x chains) "
+                         f"for PSIS-LOO, not {total}", option="--draws")
     episodes = load_episodes(data, spec_obj)
     todo = variants(spec_obj, has_municipal=episodes.sizes["municipal_covariate"] > 0,
                     names=models)
@@ -308,7 +327,8 @@ def run_checks(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
         "prior_sensitivity": psense,
         "completion_consistent_share": predictive.completion_summary(completion),
         "sampling": {"draws": spec_obj.sampling.draws, "tune": spec_obj.sampling.tuning_steps,
-                     "chains": spec_obj.sampling.chains, "seed": spec_obj.sampling.seed},
+                     "chains": spec_obj.sampling.chains, "seed": spec_obj.sampling.seed,
+                     "sampler": spec_obj.sampling.sampler, "method": spec_obj.sampling.method},
         "n_episodes": int(episodes.sizes["episode"]),
         "n_municipalities": int(episodes.sizes["municipality"]),
         "pareto_k_threshold": PARETO_K_BAD,
@@ -331,7 +351,8 @@ def check_command(args: argparse.Namespace) -> int:
         sampler=args.sampler, method=args.method, ci_prob=args.ci_prob)
     if args.min_cell is not None:
         spec = replace(spec, disclosure=replace(spec.disclosure, min_cell=args.min_cell))
-    models = tuple(args.models.split(",")) if getattr(args, "models", None) else None
+    models = tuple(m.strip() for m in (getattr(args, "models", None) or "").split(",")
+                   if m.strip()) or None
     result = run_checks(args.data, spec=spec, out=args.out, models=models, log=sys.stdout,
                         overwrite=args.overwrite)
     with pd.option_context("display.width", 160, "display.max_columns", 20):

@@ -2,9 +2,10 @@ r"""Kaplan-Meier curves against posterior predictive survival (the ``survival.cs
 
 On a monthly grid :math:`t = 0, 1, \dots, \tau` (:math:`\tau` = the horizon):
 
-- Kaplan-Meier with delayed entry (lifelines, ``entry=``): an episode entered at :math:`s_i`
-  is at risk only after :math:`s_i`. The interval is lifelines' pointwise exponential
-  Greenwood interval at ``ci_prob``.
+- Kaplan-Meier with delayed entry (:mod:`munirank.checking.kaplan_meier`, lifelines'
+  arithmetic): an episode entered at :math:`s_i` is at risk only after :math:`s_i`. The
+  interval is the pointwise exponential Greenwood interval at ``ci_prob``. The curves need
+  only the data, so a fit computes them before sampling (:func:`km_tables`).
 - Posterior predictive survival, population-averaged: per draw,
   :math:`\bar S(t) = n^{-1}\sum_i \exp(-e^{\eta_i} (t/T)^\alpha)` over the group's episodes
   (:math:`T` = the model's time scale), then the mean and the equal-tailed ``ci_prob``
@@ -29,13 +30,16 @@ import numba
 import numpy as np
 import pandas as pd
 import xarray as xr
-from lifelines import KaplanMeierFitter
 
+from munirank.checking.kaplan_meier import km_curve
+from munirank.input.cells import piece_weights, unsplit_entry
 from munirank.input.episodes import as_codes
 from munirank.model.build import (
     linear_predictor,
     log_time_term,
     piece_cuts,
+    predictor_draws,
+    segment_codes,
     survival_link,
     time_scale,
 )
@@ -76,16 +80,13 @@ def kaplan_meier(entry: np.ndarray, exit: np.ndarray, event: np.ndarray, grid: n
         ``month``, ``km``, ``km_lo``, ``km_hi``, ``at_risk`` (nullable; NA where
         ``at_risk < min_cell``).
     """
-    kmf = KaplanMeierFitter(alpha=1 - ci_prob)
-    kmf.fit(exit, event_observed=event, entry=entry)
-    curve = kmf.survival_function_.iloc[:, 0]
-    ci = kmf.confidence_interval_
+    times, curve, lo, hi = km_curve(entry, exit, event, ci_prob=ci_prob)
     at_risk = ((entry[None, :] <= grid[:, None]) & (exit[None, :] > grid[:, None])).sum(axis=1)
     out = pd.DataFrame({
         "month": grid,
-        "km": _step_at(curve.index.to_numpy(), curve.to_numpy(), grid),
-        "km_lo": _step_at(ci.index.to_numpy(), ci.iloc[:, 0].to_numpy(), grid),
-        "km_hi": _step_at(ci.index.to_numpy(), ci.iloc[:, 1].to_numpy(), grid),
+        "km": _step_at(times, curve, grid),
+        "km_lo": _step_at(times, lo, grid),
+        "km_hi": _step_at(times, hi, grid),
         "at_risk": pd.array(at_risk, dtype="Int64"),
     })
     hide = at_risk < min_cell
@@ -115,6 +116,19 @@ def thin_draws(posterior: xr.Dataset, max_draws: int = 200) -> xr.Dataset:
     return thinned
 
 
+def _subsample(idx: np.ndarray, cap: int) -> np.ndarray:
+    """A fixed random subsample of at most ``cap`` episodes.
+
+    The population average over 50,000 (5,000) episodes has a Monte Carlo error of about
+    0.002 (0.006) in survival, and the curves of a million episodes would otherwise cost
+    minutes (draws x episodes x months); registers of the size of dk-1999-2005 are not
+    subsampled.
+    """
+    if len(idx) <= cap:
+        return idx
+    return idx[np.sort(np.random.default_rng(0).choice(len(idx), cap, replace=False))]
+
+
 def predictive_survival(posterior: xr.Dataset, episodes: xr.Dataset, grid: np.ndarray, *,
                         ci_prob: float = 0.9,
                         max_episodes: int = MAX_PRED_EPISODES) -> pd.DataFrame:
@@ -130,51 +144,60 @@ def predictive_survival(posterior: xr.Dataset, episodes: xr.Dataset, grid: np.nd
         Months.
     ci_prob : float
         Probability of the equal-tailed interval over draws.
+    max_episodes : int
+        At most this many episodes are averaged (a fixed random subsample).
 
     Returns
     -------
     pandas.DataFrame
         ``month``, ``pred_mean``, ``pred_lo``, ``pred_hi``.
     """
-    scale = time_scale(episodes)
-    if episodes.sizes["episode"] > max_episodes:
-        # a fixed random subsample: the population average over 50,000 (5,000) episodes has
-        # a Monte Carlo error of about 0.002 (0.006) in survival, and the curves of a million
-        # episodes would otherwise cost minutes (draws x episodes x months); registers of
-        # the size of dk-1999-2005 are not subsampled
-        keep = np.sort(np.random.default_rng(0).choice(
-            episodes.sizes["episode"], max_episodes, replace=False))
-        episodes = episodes.isel(episode=keep)
-    eta = linear_predictor(posterior, episodes).transpose("sample", "episode").to_numpy()
-    alpha = posterior["alpha"].to_numpy()
-    power = (grid / scale)[None, :] ** alpha[:, None]  # sample, month
-    curves = mean_survival(np.ascontiguousarray(np.exp(eta)), power)
+    keep = _subsample(np.arange(episodes.sizes["episode"]), max_episodes)
+    eta = linear_predictor(posterior, episodes.isel(episode=keep))
+    weight = piece_weights(episodes)
+    return _curve_summary(_mean_curves(eta.transpose("sample", "episode").to_numpy(),
+                                       posterior["alpha"].to_numpy(), grid,
+                                       time_scale(episodes),
+                                       None if weight is None else weight[keep]), grid, ci_prob)
+
+
+def _mean_curves(eta: np.ndarray, alpha: np.ndarray, grid: np.ndarray,
+                 scale: float, weight: np.ndarray | None = None) -> np.ndarray:
+    """Mean survival curves per draw; pieces of split episodes weighted (:func:`mean_survival`)."""
+    power = np.ascontiguousarray((grid / scale)[None, :] ** alpha[:, None])  # sample, month
+    return mean_survival(np.ascontiguousarray(np.exp(eta)), power, weight)
+
+
+def _curve_summary(curves: np.ndarray, grid: np.ndarray, ci_prob: float) -> pd.DataFrame:
     tail = (1 - ci_prob) / 2
-    return pd.DataFrame({
-        "month": grid,
-        "pred_mean": curves.mean(axis=0),
-        "pred_lo": np.quantile(curves, tail, axis=0),
-        "pred_hi": np.quantile(curves, 1 - tail, axis=0),
-    })
+    lo, hi = np.quantile(curves, [tail, 1 - tail], axis=0)
+    return pd.DataFrame({"month": grid, "pred_mean": curves.mean(axis=0), "pred_lo": lo,
+                         "pred_hi": hi})
 
 
 @numba.njit(cache=True, parallel=True, fastmath=FASTMATH)
-def mean_survival(rate: np.ndarray, power: np.ndarray) -> np.ndarray:  # pragma: no cover
+def mean_survival(rate: np.ndarray, power: np.ndarray,
+                  weight: np.ndarray | None = None) -> np.ndarray:  # pragma: no cover
     """``mean_i exp(-rate[s, i] * power[s, t])`` for every draw s and month t.
 
     A numba loop with the vectorisable :func:`munirank.model.kernel.exp`, parallel over draws,
     because numpy's exp of the (draws, episodes, months) block took 31 of the 42 s that the
-    survival table of a million episodes cost (measured).
+    survival table of a million episodes cost (measured). ``weight``: pieces of split
+    episodes count by their share of their episode (a weighted mean; None compiles without).
     """
     n_draw, n_ep = rate.shape
+    total = n_ep if weight is None else weight.sum()
     out = np.empty(power.shape)
     for s in numba.prange(n_draw):
         for t in range(power.shape[1]):
             p = power[s, t]
             acc = 0.0
             for i in range(n_ep):
-                acc += fast_exp(-rate[s, i] * p)
-            out[s, t] = acc / n_ep
+                if weight is None:
+                    acc += fast_exp(-rate[s, i] * p)
+                else:
+                    acc += weight[i] * fast_exp(-rate[s, i] * p)
+            out[s, t] = acc / total
     return out
 
 
@@ -188,9 +211,38 @@ def survival_groups(episodes: xr.Dataset, *, n_largest: int = 5,
     return [NATIONAL, *largest, *extra]
 
 
+def _members(episodes: xr.Dataset, group: str) -> tuple[np.ndarray, np.ndarray]:
+    """A group's episodes for its Kaplan-Meier curve, and those its predictive curve averages.
+
+    Nationally the predictive curve averages persons' first episodes (entry 0; all the pieces
+    of a split one), whose curve the delayed-entry Kaplan-Meier estimates; a municipality's
+    averages all of its episodes.
+    """
+    entry = episodes["entry"].to_numpy()
+    if group == NATIONAL:
+        first = np.flatnonzero(unsplit_entry(episodes) == 0)
+        return np.arange(len(entry)), _subsample(first, MAX_PRED_EPISODES)
+    mine = np.flatnonzero(episodes["episode_municipality"].to_numpy() == group)
+    return mine, _subsample(mine, MAX_PRED_EPISODES_GROUP)
+
+
+def km_tables(episodes: xr.Dataset, groups: list[str], *, ci_prob: float = 0.9,
+              min_cell: int = 5) -> list[pd.DataFrame]:
+    """The Kaplan-Meier part of :func:`survival_table` per group (data only: before sampling)."""
+    grid = month_grid(time_scale(episodes))
+    entry, exit_, event = (episodes[k].to_numpy() for k in ("entry", "exit", "event"))
+    tables = []
+    for group in groups:
+        mine, _ = _members(episodes, group)
+        tables.append(kaplan_meier(entry[mine], exit_[mine], event[mine], grid,
+                                   ci_prob=ci_prob, min_cell=min_cell))
+    return tables
+
+
 def survival_table(posterior: xr.Dataset, episodes: xr.Dataset, *,
                    groups: list[str] | None = None, ci_prob: float = 0.9,
-                   min_cell: int = 5, max_draws: int = 200) -> pd.DataFrame:
+                   min_cell: int = 5, max_draws: int = 200,
+                   km: list[pd.DataFrame] | None = None) -> pd.DataFrame:
     """Kaplan-Meier and posterior predictive survival per group (the survival.csv table).
 
     Parameters
@@ -198,7 +250,7 @@ def survival_table(posterior: xr.Dataset, episodes: xr.Dataset, *,
     posterior : xarray.Dataset
         Posterior draws (chain, draw) of ``alpha``, ``beta0``, ``beta``, ``gamma``, ``u``.
     episodes : xarray.Dataset
-        Output of :func:`munirank.data.load_episodes`.
+        Output of :func:`munirank.input.episodes.load_episodes`.
     groups : list of str, optional
         ``"national"`` and/or municipality codes; default :func:`survival_groups`.
     ci_prob : float
@@ -207,6 +259,9 @@ def survival_table(posterior: xr.Dataset, episodes: xr.Dataset, *,
         Kaplan-Meier values are blank where fewer episodes are at risk.
     max_draws : int
         Draws used for the predictive curves.
+    km : list of pandas.DataFrame, optional
+        :func:`km_tables` of the same groups, if computed already (a fit computes them while
+        nothing else runs, before sampling).
 
     Returns
     -------
@@ -220,21 +275,22 @@ def survival_table(posterior: xr.Dataset, episodes: xr.Dataset, *,
     """
     groups = survival_groups(episodes) if groups is None else groups
     grid = month_grid(time_scale(episodes))
+    km = km_tables(episodes, groups, ci_prob=ci_prob, min_cell=min_cell) if km is None else km
     thinned = thin_draws(posterior, max_draws)
-    municipality = episodes["episode_municipality"].to_numpy()
-    entry = episodes["entry"].to_numpy()
+    # the draws as numpy once; each group's linear predictor from them (xarray per group took
+    # 0.7 of the table's 1.4 s of CPU on dk-1999-2005, measured)
+    beta0, beta, level = predictor_draws(thinned, episodes)
+    x, codes = episodes["x"].to_numpy(), segment_codes(episodes)
+    alpha, scale = thinned["alpha"].to_numpy(), time_scale(episodes)
+    weight = piece_weights(episodes)  # pieces of split episodes count by their share
     parts = []
-    for group in groups:
-        in_group = np.ones(len(entry), bool) if group == NATIONAL else municipality == group
-        km = kaplan_meier(entry[in_group], episodes["exit"].to_numpy()[in_group],
-                          episodes["event"].to_numpy()[in_group], grid, ci_prob=ci_prob,
-                          min_cell=min_cell)
-        averaged = in_group & (entry == 0) if group == NATIONAL else in_group
-        pred = predictive_survival(thinned, episodes.isel(episode=np.flatnonzero(averaged)),
-                                   grid, ci_prob=ci_prob,
-                                   max_episodes=MAX_PRED_EPISODES if group == NATIONAL
-                                   else MAX_PRED_EPISODES_GROUP)
-        parts.append(km.merge(pred, on="month").assign(group=group))
+    for group, km_part in zip(groups, km, strict=True):
+        _, averaged = _members(episodes, group)
+        eta = beta0[:, None] + beta @ x[averaged].T + np.take(level, codes[averaged], axis=-1)
+        pred = _curve_summary(_mean_curves(eta, alpha, grid, scale,
+                                           None if weight is None else weight[averaged]),
+                              grid, ci_prob)
+        parts.append(km_part.merge(pred, on="month").assign(group=group))
     out = pd.concat(parts, ignore_index=True)[COLUMNS]
     out.attrs.update(ci_prob=ci_prob, min_cell=min_cell, n_draws=thinned.sizes["sample"])
     return out
@@ -298,9 +354,11 @@ def completion_table(posterior: xr.Dataset, episodes: xr.Dataset, *, baseline: s
     names = episodes["municipality"].to_numpy().tolist()
     codes = as_codes(episodes)
     entry = episodes["entry"].to_numpy()
+    share = piece_weights(episodes)  # pieces count by their share of their episode
+    share = np.ones(len(codes)) if share is None else share
     weights = np.zeros((len(codes), len(names) + 1))
-    weights[np.arange(len(codes)), codes] = 1.0
-    weights[:, -1] = entry == 0
+    weights[np.arange(len(codes)), codes] = share
+    weights[:, -1] = (unsplit_entry(episodes) == 0) * share
     weights /= weights.sum(axis=0)
     done = np.stack([1 - survival_link(baseline, eta + g[:, [j]]) @ weights
                      for j in range(len(grid))], axis=-1)  # sample, group, month

@@ -31,6 +31,7 @@ from scipy import stats
 from munirank.benchmark import FitResult, command_inputs, fit, resolve_spec
 from munirank.errors import EXIT_OK, EXIT_UNCONVERGED
 from munirank.established import frequentist
+from munirank.input.cells import fit_only
 from munirank.input.episodes import load_episodes
 from munirank.input.spec import Spec, check_spec
 from munirank.input.truth import read_truth
@@ -253,6 +254,7 @@ def compare(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
     if min_cell is not None:
         spec_obj = replace(spec_obj, disclosure=replace(spec_obj.disclosure, min_cell=min_cell))
     check_spec(spec_obj, file=spec_file)
+    fit_only(spec_obj, "compare", file=spec_file)
     episodes = load_episodes(data, spec_obj)
     t0 = time.perf_counter()
     freq = frequentist.benchmark(episodes, cutoff=cutoff)

@@ -516,8 +516,9 @@ def reanalyse(table: str | Path | pd.DataFrame, *, out: str | Path,
                             sampler=sampler, progressbar=progressbar)
     post = tree["posterior"].dataset
     diag = diagnostics.convergence(tree, var_names=GATED)
-    rhat = float(np.max(diagnostics.azs.rhat(post[["theta"]])["theta"]))
-    ess = float(np.min(diagnostics.azs.ess(post[["theta"]], method="bulk")["theta"]))
+    theta = diagnostics.by_variable(post, ["theta"])
+    rhat = float(np.max(theta["rhat"]["theta"]))
+    ess = float(np.min(theta["ess_bulk"]["theta"]))
     diag.update(rhat_max_effects=rhat, ess_bulk_min_effects=ess, sampler=sampler,
                 method="nuts", chains=chains, draws=draws, tune=tune,
                 wall_seconds=round(time.perf_counter() - t0, 2))
@@ -544,8 +545,6 @@ def reanalyse(table: str | Path | pd.DataFrame, *, out: str | Path,
 
 def reanalyse_command(args: argparse.Namespace) -> int:
     """``munirank reanalyse TABLE --out DIR``: run, print the closing note, return exit code."""
-    if args.method not in (None, "nuts"):
-        raise InputError(f"--method {args.method} is not available for reanalyse; use nuts")
     columns = {role: getattr(args, f"col_{role}") for role in
                ("municipality", "effect", "stars", "p", "se", "n_spells", "completed_pct",
                 "rank") if getattr(args, f"col_{role}", None)}

@@ -17,30 +17,42 @@ import pandas as pd
 import xarray as xr
 
 from munirank.errors import InputError
-from munirank.input import validate
+from munirank.input import cells, validate
 from munirank.input.read import read_table
 from munirank.input.spec import TIME_UNITS_PER_MONTH, Spec
 
 
-def _design(df: pd.DataFrame, spec: Spec) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
-    """Standardised individual design matrix, names, centres and scales."""
+def _design(df: pd.DataFrame, spec: Spec, weight: np.ndarray | None = None,
+            ) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
+    """Standardised individual design matrix, names, centres and scales.
+
+    ``weight``: each row's share of its episode (pieces of split episodes), so that means
+    and SDs are over episodes, not pieces.
+    """
     cov = spec.covariates
     blocks, names, centres, scales = [], [], [], []
+
+    def mean(v: np.ndarray) -> float:
+        return v.mean() if weight is None else float(weight @ v / weight.sum())
+
     for c in cov.individual:
         if c in cov.categorical:
-            levels = df[c].value_counts().index.tolist()  # most frequent first = reference
+            counts = (df[c].value_counts() if weight is None
+                      else pd.Series(weight).groupby(df[c].to_numpy()).sum().round(6)
+                      .sort_values(ascending=False, kind="stable"))
+            levels = counts.index.tolist()  # most frequent first = reference
             for level in sorted(levels[1:]):
                 col = (df[c] == level).to_numpy(float)
                 blocks.append(col)
                 names.append(f"{c}[{level}]")
-                centres.append(col.mean())
+                centres.append(mean(col))
                 scales.append(1.0)
         else:
             x = df[c].to_numpy(float)
             blocks.append(x)
             names.append(c)
-            centres.append(x.mean())
-            scales.append(x.std())
+            centres.append(mean(x))
+            scales.append(x.std() if weight is None else np.sqrt(mean((x - mean(x)) ** 2)))
     if not blocks:
         return np.zeros((len(df), 0)), [], np.zeros(0), np.zeros(0)
     raw = np.column_stack(blocks)
@@ -72,22 +84,33 @@ def build_episodes(spells: pd.DataFrame, spec: Spec, *, file: str = "data",
         Variables ``entry``, ``exit`` (months), ``event`` and ``episode_municipality``
         (dim ``episode``); ``x`` (``episode``, ``covariate``); ``z`` (``municipality``,
         ``municipal_covariate``); ``n_spells``, ``n_events`` (``municipality``); centres and
-        scales of the covariates.
+        scales of the covariates. With ``[data] episode``, ``year`` or ``parent`` (pieces,
+        cells by year, nesting; :mod:`munirank.input.cells`) the ranked municipalities are the
+        parents, the counts are of unsplit episodes, and ``unsplit_episode``,
+        ``piece_weight``, the ``cell`` and ``old_municipality`` variables come instead of
+        ``z``.
     """
     d = spec.data
     per_month = TIME_UNITS_PER_MONTH[d.time_unit]
     exit_m = spells[d.time].to_numpy(float) / per_month
     entry_m = (spells[d.entry].to_numpy(float) / per_month if d.entry else np.zeros(len(spells)))
     event = spells[d.event].to_numpy(np.int8)
-    group = spells[d.group].astype(str).to_numpy()
+    # ranked: the group's municipalities, or with nesting the new ones they belong to
+    group = spells[d.parent if d.parent else d.group].astype(str).to_numpy()
     validate.check_horizon(exit_m, spec.outcome.horizon_months, file=file, column=d.time)
-    x, names, centre, scale = _design(spells, spec)
+    episode, weight = (cells.pieces(spells, spec, exit_m - entry_m, file=file) if d.episode
+                       else (None, None))
+    x, names, centre, scale = _design(spells, spec, weight)
     validate.check_design(x, names, file=file)
     municipalities = sorted(set(group))
     if spec.ranking.pairwise:  # checked before sampling, so a typo costs no fit
         validate.check_named_municipalities(spec.ranking.pairwise, municipalities,
                                             source="[ranking] pairwise", file=file,
-                                            column=d.group)
+                                            column=d.parent or d.group)
+    if spec.ranking.subset and d.parent:  # nested: the new municipalities are ranked
+        validate.check_named_municipalities(spec.ranking.subset, municipalities,
+                                            source="[ranking] subset", file=file,
+                                            column=d.parent or d.group, minimum=1)
     ds = xr.Dataset(
         {
             "entry": ("episode", entry_m),
@@ -101,13 +124,38 @@ def build_episodes(spells: pd.DataFrame, spec: Spec, *, file: str = "data",
         coords={"episode": np.arange(len(spells)), "covariate": names,
                 "municipality": municipalities},
     )
-    counts = pd.Series(event).groupby(group)
-    ds["n_spells"] = ("municipality", counts.size().loc[municipalities].to_numpy())
-    ds["n_events"] = ("municipality", counts.sum().loc[municipalities].to_numpy().astype(int))
-    ds = ds.merge(_municipal(spec, municipal, municipalities, municipal_file))
+    if episode is None and not cells.uses_cells(spec):  # the episodes as they always were
+        counts = pd.Series(event).groupby(group)
+        ds["n_spells"] = ("municipality", counts.size().loc[municipalities].to_numpy())
+        ds["n_events"] = ("municipality", counts.sum().loc[municipalities].to_numpy().astype(int))
+        ds = ds.merge(_municipal(spec, municipal, municipalities, municipal_file))
+    else:
+        ds = ds.merge(_split_or_nested(spells, spec, event, municipalities, municipal,
+                                       episode=episode, weight=weight, file=file,
+                                       municipal_file=municipal_file))
     ds.attrs.update(time_unit="months", horizon_months=float(spec.outcome.horizon_months),
                     source=str(file))
     return ds
+
+
+def _split_or_nested(spells: pd.DataFrame, spec: Spec, event: np.ndarray,
+                     municipalities: list[str], municipal: pd.DataFrame | None, *,
+                     episode: np.ndarray | None, weight: np.ndarray | None, file: str,
+                     municipal_file: str) -> xr.Dataset:
+    """Counts by unsplit episode, piece weights, cells and nesting (:mod:`.cells`)."""
+    ranked = spells[spec.data.parent or spec.data.group].astype(str)
+    code = pd.Index(municipalities).get_indexer(ranked)
+    n_spells, n_events = cells.spell_counts(code, event, episode, len(municipalities))
+    ds = xr.Dataset({"n_spells": ("municipality", n_spells),
+                     "n_events": ("municipality", n_events)},
+                    coords={"municipality": municipalities})
+    if episode is not None:
+        ds["unsplit_episode"] = ("episode", episode.astype(np.int64))
+        ds["piece_weight"] = ("episode", weight)
+    if cells.uses_cells(spec):
+        return ds.merge(cells.cell_dataset(spells, spec, event, municipal, episode=episode,
+                                           file=file, municipal_file=municipal_file))
+    return ds.merge(_municipal(spec, municipal, municipalities, municipal_file))
 
 
 def _municipal(spec: Spec, table: pd.DataFrame | None, municipalities: list[str],
@@ -150,7 +198,10 @@ def load_episodes(data_path: str | Path, spec: Spec) -> xr.Dataset:
         On any problem with the files.
     """
     file = str(data_path)
-    raw = read_table(data_path, encoding=spec.data.encoding, str_columns=(spec.data.group,))
+    d = spec.data
+    _check_keys(spec)
+    codes = tuple(c for c in (d.group, d.parent, d.episode) if c is not None)
+    raw = read_table(data_path, encoding=d.encoding, str_columns=codes)
     spells = validate.validate_spells(raw, spec, file=file)
     municipal = None
     municipal_path = spec.resolve(spec.data.municipal_table)
@@ -162,6 +213,19 @@ def load_episodes(data_path: str | Path, spec: Spec) -> xr.Dataset:
     if len(ds.episode) < 2:
         raise InputError("need at least two spells", file=file)
     return ds
+
+
+def _check_keys(spec: Spec) -> None:
+    """The ``[data]`` keys of split episodes that only make sense together."""
+    d = spec.data
+    if d.municipal_year is not None and d.year is None:
+        raise InputError("a municipal table keyed by year (data.municipal_year) needs the "
+                         "episode table's calendar-year column: set [data] year (munirank "
+                         "episodes writes 'year')", column="data.year")
+    if d.year is not None and d.episode is None:
+        raise InputError("pieces of episodes split at years need the column numbering the "
+                         "unsplit episodes: set [data] episode (munirank episodes writes "
+                         "'episode')", column="data.episode")
 
 
 def as_codes(episodes: xr.Dataset) -> np.ndarray:

@@ -12,10 +12,12 @@ import csv
 import hashlib
 import io
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from munirank.errors import InputError
+
+if TYPE_CHECKING:  # imported where a file is read: check_readable runs without it
+    import pandas as pd
 
 READERS = (".csv", ".parquet", ".dta", ".sas7bdat", ".xpt")
 
@@ -46,6 +48,29 @@ def read_table(path: str | Path, *, encoding: str = "utf-8",
     InputError
         If the file is missing, of an unknown type, empty, unreadable or wrongly encoded.
     """
+    path = check_readable(path, encoding=encoding)
+    try:
+        df = _read(path, path.suffix.lower(), encoding, str_columns)
+    except InputError:
+        raise
+    except Exception as err:  # any reader failure is bad input, reported in one line
+        hint = " (check [data] encoding)" if "encoding" in str(err).lower() else ""
+        raise InputError(f"cannot read file ({type(err).__name__}: {err}){hint}",
+                         file=str(path)) from None
+    return _fresh_index(df)
+
+
+def check_readable(path: str | Path, *, encoding: str = "utf-8") -> Path:
+    """Check, without reading it, that ``path`` is a file of a known type and encoding.
+
+    Cheap (no pandas): a command calls it before it imports its libraries, so that a missing
+    file exits at once.
+
+    Raises
+    ------
+    InputError
+        If the file is missing, a folder, of an unknown type or empty, or the encoding unknown.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in READERS:
@@ -61,25 +86,21 @@ def read_table(path: str | Path, *, encoding: str = "utf-8",
     except LookupError:
         raise InputError(f"unknown encoding {encoding!r} (set [data] encoding, e.g. 'utf-8' "
                          "or 'latin-1')", file=str(path)) from None
-    try:
-        df = _read(path, suffix, encoding, str_columns)
-    except InputError:
-        raise
-    except Exception as err:  # any reader failure is bad input, reported in one line
-        hint = " (check [data] encoding)" if "encoding" in str(err).lower() else ""
-        raise InputError(f"cannot read file ({type(err).__name__}: {err}){hint}",
-                         file=str(path)) from None
-    return _fresh_index(df)
+    return path
 
 
 def _fresh_index(df: pd.DataFrame) -> pd.DataFrame:
     """Drop a default index, keep a named one (Parquet can store either) as a column."""
+    import pandas as pd
+
     if isinstance(df.index, pd.RangeIndex) and df.index.start == 0 and df.index.step == 1:
         return df
     return df.reset_index(drop=all(name is None for name in df.index.names))
 
 
 def _read(path: Path, suffix: str, encoding: str, str_columns: tuple[str, ...]) -> pd.DataFrame:
+    import pandas as pd
+
     if suffix == ".csv":
         return _read_csv(path, encoding, str_columns)
     if suffix == ".parquet":
@@ -117,6 +138,8 @@ def _read_csv(path: Path, encoding: str, str_columns: tuple[str, ...]) -> pd.Dat
         if name in seen:
             raise InputError("duplicated column name: keep one", file=str(path), column=name)
         seen.add(name)
+    import pandas as pd
+
     dtype = dict.fromkeys(str_columns, str)
     return pd.read_csv(io.StringIO(text), dtype=dtype, keep_default_na=True)
 

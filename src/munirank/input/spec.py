@@ -2,13 +2,16 @@
 
 A spec says which columns hold what (``[data]``), which covariates enter the model
 (``[covariates]``), the horizon of the duration effect (``[outcome]``), the model and its
-priors (``[model]``), how to sample (``[sampling]``) and how to rank (``[ranking]``).
-Paths in the spec are relative to the spec file.
+priors (``[model]``), how to sample (``[sampling]``) and how to rank (``[ranking]``);
+``[registers]`` says how ``munirank episodes`` builds the episode table from register
+extracts with dates (``fit`` does not read it). Paths in the spec are relative to the spec
+file.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -18,8 +21,8 @@ from typing import Any
 from munirank.errors import InputError
 
 TIME_UNITS_PER_MONTH = {"months": 1.0, "weeks": 52.0 / 12.0, "days": 365.25 / 12.0}
-SAMPLERS = ("nutpie", "pymc", "numpyro")
-DEFAULT_TUNE = {"nutpie": 300, "pymc": 1000, "numpyro": 1000}
+SAMPLERS = ("nutpie", "pymc")
+DEFAULT_TUNE = {"nutpie": 300, "pymc": 1000}
 """Tuning steps per chain when the spec and the command line do not set them.
 
 nutpie's own default, 300: its adaptation settles within a few hundred steps. Measured
@@ -33,8 +36,19 @@ divergences):
   median 3,887 against 4,120 at 1,000), with the same coverage of the credible sets
   (docs/study/statements-2026-12-01/summary-tune300.txt).
 
-PyMC's NUTS and numpyro keep their own default, 1,000."""
-METHODS = ("nuts", "pathfinder", "laplace")
+PyMC's NUTS keeps its own default, 1,000."""
+METHODS = ("nuts", "laplace")
+DROPPED = {
+    ("sampling.method", "pathfinder"):
+        "pathfinder is no longer offered (pymc-extras, its only implementation for PyMC, "
+        "requires pymc < 6.4); use laplace, a nested Laplace approximation that gives a fast "
+        "approximate posterior for very large registers, or nuts",
+    ("sampling.sampler", "numpyro"):
+        "numpyro is no longer offered (it runs JAX, and munirank's likelihood is a "
+        "numba-compiled PyTensor Op with no JAX implementation); use nutpie (the default) "
+        "or pymc",
+}
+"""Values munirank once offered, each with the one line that says what to use instead."""
 ADAPTATIONS = ("auto", "diag", "low_rank")
 AUTO_ADAPTATION = "diag"
 """``adaptation = "auto"`` is nutpie's diagonal mass matrix, at every size.
@@ -46,11 +60,16 @@ Measured on dk-1999-2005 scaled to 1,000,000 spells and 400 municipalities (2 x 
 draw (step size 0.07). Before that parametrisation (all effects non-centred) low_rank had
 been needed: ESS 14 with diag, 266 with low_rank at 200,000 spells."""
 GROUP_EFFECTS = ("normal", "zerosum", "student_t")
-PARAMETRISATIONS = ("auto", "non_centred", "centred")
-"""How the sampler sees the municipality effects (the model is the same): ``auto`` centres
-the municipalities whose events carry more information than the prior's typical spread of
-effects and leaves the others non-centred (:func:`munirank.model.build.centred_municipalities`)."""
+PARAMETRISATIONS = ("auto", "partial", "switch", "non_centred", "centred")
+"""How the sampler sees the municipality effects (the model is the same): ``auto`` (=
+``partial``) centres each municipality's effect in proportion to the data's share of the
+information about it; ``switch`` centres it fully or not at all (munirank 0.1's ``auto``); see
+:func:`munirank.model.build.centring_weights`."""
 BASELINES = ("weibull", "exponential", "loglogistic", "lognormal", "piecewise_exponential")
+CROSSWALK_LEVELS = ("new", "old")
+"""Units ``munirank episodes`` reports episodes on when a crosswalk is given: the municipalities
+after the reforms (``new``), or those the registers recorded (``old``, with the new code of
+each episode in an extra column)."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +83,22 @@ class DataSpec:
     time_unit: str = "months"
     municipal_table: str | None = None
     encoding: str = "utf-8"
+    # the municipal table keyed by municipality and calendar year (the year column's name);
+    # the episode table then has a ``year`` column (``[registers] split_years``)
+    municipal_year: str | None = None
+    # municipal reforms: a CSV of (old code, new code, reform date), read by ``episodes``
+    crosswalk: str | None = None
+    crosswalk_columns: tuple[str, ...] = ("old", "new", "date")
+    crosswalk_level: str = "new"  # one of CROSSWALK_LEVELS
+    # the episode table's calendar-year column (episodes split at 1 January): each piece
+    # reads the municipal table's row of its municipality and year (needs municipal_year)
+    year: str | None = None
+    # the column numbering the unsplit episodes of a table split into pieces: counts and
+    # effects count episodes, not pieces (``munirank episodes`` writes ``episode``)
+    episode: str | None = None
+    # the column with each row's new municipality: the group's (old) municipalities are
+    # nested in these, and these are ranked (``munirank episodes`` writes ``<group>_new``)
+    parent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,7 +124,8 @@ class PriorSpec:
     alpha ~ LogNormal(alpha_mu, alpha_sigma); beta ~ Normal(0, beta_sigma);
     gamma ~ Normal(0, gamma_sigma); sigma ~ HalfNormal(sigma_sigma);
     beta0 ~ Normal(crude log event rate, beta0_sigma); Student-t effects have nu degrees
-    of freedom.
+    of freedom; with ``[data] parent``, the old municipalities' SD around their new
+    municipality's effect sigma_old ~ HalfNormal(sigma_old_sigma).
     """
 
     alpha_mu: float = 0.0
@@ -99,6 +135,7 @@ class PriorSpec:
     sigma_sigma: float = 0.5
     beta0_sigma: float = 1.0
     nu: float = 4.0
+    sigma_old_sigma: float = 0.5  # sigma_old ~ HalfNormal: old municipalities within a new one
 
 
 @dataclass(frozen=True)
@@ -107,7 +144,7 @@ class ModelSpec:
 
     baseline: str = "weibull"
     group_effect: str = "normal"
-    parametrisation: str = "auto"  # of the normal/student_t effects: auto, non_centred, centred
+    parametrisation: str = "auto"  # of normal/student_t effects: PARAMETRISATIONS
     priors: PriorSpec = field(default_factory=PriorSpec)
 
 
@@ -150,6 +187,30 @@ class DisclosureSpec:
 
 
 @dataclass(frozen=True)
+class RegistersSpec:
+    """Register extracts with dates: the user's columns and the rules of ``munirank episodes``.
+
+    The person table has ``id``, ``arrival`` (time zero), ``event_date`` (blank = no event),
+    the ``end_dates`` (emigration, death, end of data; the earliest ends observation) and the
+    covariates; the residence history has ``id``, ``municipality``, ``from_date`` and
+    ``to_date`` (blank = still living there). See :mod:`munirank.input.registers`.
+    """
+
+    id: str = "person_id"
+    arrival: str = "arrival"
+    event_date: str = "event_date"
+    end_dates: tuple[str, ...] = ()
+    end_of_data: str | None = None   # one date (YYYY-MM-DD) ending everyone's observation
+    municipality: str = "municipality"
+    from_date: str = "from"
+    to_date: str = "to"
+    to_inclusive: bool = False       # to dates are the last day lived there
+    follow_up_months: float | None = None  # censor follow-up here (not [outcome]'s horizon)
+    split_years: bool = False        # one episode per calendar year (column ``year``)
+    covariates: tuple[str, ...] | None = None  # person columns carried; None = all others
+
+
+@dataclass(frozen=True)
 class Spec:
     """A whole analysis specification."""
 
@@ -160,6 +221,7 @@ class Spec:
     sampling: SamplingSpec = field(default_factory=SamplingSpec)
     ranking: RankingSpec = field(default_factory=RankingSpec)
     disclosure: DisclosureSpec = field(default_factory=DisclosureSpec)
+    registers: RegistersSpec = field(default_factory=RegistersSpec)
     base_dir: Path = field(default=Path("."), compare=False)
 
     def resolve(self, path: str | None) -> Path | None:
@@ -183,6 +245,7 @@ _SECTIONS = {
     "sampling": SamplingSpec,
     "ranking": RankingSpec,
     "disclosure": DisclosureSpec,
+    "registers": RegistersSpec,
 }
 
 
@@ -202,6 +265,8 @@ def _build(cls: type, values: dict[str, Any], where: str, file: str) -> Any:
             kwargs[key] = _build(PriorSpec, value, "model.priors", file)
         elif isinstance(value, list):
             kwargs[key] = tuple(str(v) for v in value)
+        elif isinstance(value, datetime.date):  # a TOML date: kept as written
+            kwargs[key] = value.isoformat()
         else:
             kwargs[key] = value
     try:
@@ -257,9 +322,6 @@ def check_spec(spec: Spec, *, file: str = "spec") -> None:
         (spec.sampling.method in METHODS, "sampling.method", f"must be one of {METHODS}"),
         (spec.sampling.adaptation in ADAPTATIONS, "sampling.adaptation",
          f"must be one of {ADAPTATIONS}"),
-        (spec.sampling.method != "pathfinder", "sampling.method",
-         "pathfinder needs pymc-extras, which does not install beside PyMC 6.4; use laplace "
-         "(nested Laplace approximation) or nuts"),
         (spec.model.group_effect in GROUP_EFFECTS, "model.group_effect",
          f"must be one of {GROUP_EFFECTS}"),
         (spec.model.baseline in BASELINES, "model.baseline", f"must be one of {BASELINES}"),
@@ -277,7 +339,26 @@ def check_spec(spec: Spec, *, file: str = "spec") -> None:
          "covariates.categorical", "must be a subset of covariates.individual"),
         (not (spec.covariates.municipal and spec.data.municipal_table is None),
          "covariates.municipal", "needs data.municipal_table"),
+        (spec.data.parent is None or spec.data.parent != spec.data.group, "data.parent",
+         "must name another column than data.group (the new municipality of each row)"),
+        (spec.data.parent is None or spec.sampling.method != "laplace", "sampling.method",
+         "laplace integrates over sigma only: nested municipalities ([data] parent) need "
+         "method = \"nuts\""),
+        (spec.data.crosswalk_level in CROSSWALK_LEVELS, "data.crosswalk_level",
+         f"must be one of {CROSSWALK_LEVELS}"),
+        (len(spec.data.crosswalk_columns) == 3, "data.crosswalk_columns",
+         "must name three columns: the old code, the new code and the reform date"),
+        (spec.registers.follow_up_months is None or spec.registers.follow_up_months > 0,
+         "registers.follow_up_months", "must be positive"),
+        (isinstance(spec.registers.to_inclusive, bool), "registers.to_inclusive",
+         "must be true or false"),
+        (isinstance(spec.registers.split_years, bool), "registers.split_years",
+         "must be true or false"),
     ]
+    for (key, value), message in DROPPED.items():
+        section, name = key.split(".")
+        if getattr(getattr(spec, section), name) == value:
+            raise InputError(message, file=file, column=key)
     for ok, key, message in checks:
         if not ok:
             raise InputError(message, file=file, column=key)
@@ -319,6 +400,15 @@ def spec_to_dict(spec: Spec) -> dict[str, Any]:
     """Return the spec as plain TOML-ready data (paths as given, tuples as lists)."""
     out = dataclasses.asdict(spec)
     out.pop("base_dir")
+    # what only `munirank episodes` reads is left out at its defaults, so that a spec without
+    # it hashes as before it existed
+    if spec.registers == RegistersSpec():
+        out.pop("registers")
+    for key in ("crosswalk_columns", "crosswalk_level"):
+        if out["data"][key] == getattr(DataSpec(), key):
+            out["data"].pop(key)
+    if spec.model.priors.sigma_old_sigma == PriorSpec().sigma_old_sigma:
+        out["model"]["priors"].pop("sigma_old_sigma")  # read only with [data] parent
 
     def clean(v: Any) -> Any:
         if isinstance(v, dict):

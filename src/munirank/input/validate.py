@@ -25,6 +25,7 @@ _CHECK_MESSAGES = {
     "greater_than_or_equal_to(0)": "must not be negative",
     "isin([0, 1])": "must be 0 or 1 (1 = outcome reached, 0 = censored)",
     "finite": "must be a finite number",
+    "whole years": "must be a calendar year (a whole number, e.g. 2003)",
 }
 
 
@@ -152,12 +153,18 @@ def validate_spells(df: pd.DataFrame, spec: Spec, *, file: str) -> pd.DataFrame:
     d, cov = spec.data, spec.covariates
     numeric = [c for c in cov.individual if c not in cov.categorical]
     times = [d.time] + ([d.entry] if d.entry is not None else [])
-    text = [d.group, *cov.categorical]
-    _require(df, [d.group, *times, d.event, *cov.individual], file)
-    _no_missing(df, [d.group, *times, d.event, *cov.individual], file)
-    df = _numeric(df, [*times, d.event, *numeric], file)
+    keys = [c for c in (d.episode, d.parent) if c is not None]  # codes, read as text
+    years = [d.year] if d.year is not None else []
+    text = [d.group, *keys, *cov.categorical]
+    _require(df, [d.group, *times, d.event, *years, *keys, *cov.individual], file)
+    _no_missing(df, [d.group, *times, d.event, *years, *keys, *cov.individual], file)
+    df = _numeric(df, [*times, d.event, *years, *numeric], file)
     finite = pa.Check(np.isfinite, name="finite")
     columns: dict[str, pa.Column] = {d.group: pa.Column(str, nullable=False)}
+    for c in keys:
+        columns[c] = pa.Column(str, nullable=False)
+    for c in years:
+        columns[c] = pa.Column(float, pa.Check(lambda y: np.mod(y, 1) == 0, name="whole years"))
     columns[d.time] = pa.Column(float, [pa.Check.gt(0), finite], nullable=False)
     if d.entry is not None:
         columns[d.entry] = pa.Column(float, [pa.Check.ge(0), finite], nullable=False)
@@ -176,8 +183,10 @@ def validate_spells(df: pd.DataFrame, spec: Spec, *, file: str) -> pd.DataFrame:
                              file=file, column=d.time, rows=_rows(bad))
     if out[d.event].sum() == 0:
         raise InputError("no events at all: nothing to estimate", file=file, column=d.event)
-    _check_covariates(out, numeric, cov.categorical, file)
-    return out
+    # pieces of one episode count once (a level with a single spell is one episode)
+    spells = out if d.episode is None else out.drop_duplicates(d.episode)
+    _check_covariates(spells, numeric, cov.categorical, file)
+    return out.astype({c: np.int64 for c in years})
 
 
 def _check_covariates(df: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[str],
@@ -193,7 +202,8 @@ def _check_covariates(df: pd.DataFrame, numeric: Sequence[str], categorical: Seq
         if len(single):
             level = single.index[0]
             raise InputError(f"categorical level {level!r} has a single spell: merge it",
-                             file=file, column=c, rows=_rows(df[c] == level))
+                             file=file, column=c,
+                             rows=[int(i) + 1 for i in df.index[df[c] == level]])
 
 
 def validate_municipal(df: pd.DataFrame, spec: Spec, municipalities: Sequence[str], *,
@@ -241,19 +251,89 @@ def validate_municipal(df: pd.DataFrame, spec: Spec, municipalities: Sequence[st
     return out
 
 
+def validate_municipal_codes(df: pd.DataFrame, spec: Spec, *, file: str) -> pd.DataFrame:
+    """The municipal table with its codes as text: the municipalities that exist.
+
+    Raises
+    ------
+    InputError
+        If the table is empty, lacks the ``[data] group`` column or has blank codes.
+    """
+    _check_columns(df, file)
+    _require(df, [spec.data.group], file)
+    _no_missing(df, [spec.data.group], file)
+    return df.assign(**{spec.data.group: as_codes(df[spec.data.group])})
+
+
+def validate_municipal_years(df: pd.DataFrame, spec: Spec, *, file: str) -> pd.DataFrame:
+    """Check a municipal table keyed by municipality and calendar year.
+
+    The year column is ``[data] municipal_year``; one row per municipality and year, a
+    finite number for each of ``[covariates] municipal``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The key columns (codes as text, years as int64) and the covariates (float).
+
+    Raises
+    ------
+    InputError
+        On missing columns or values, values that are not numbers, years that are not whole
+        numbers, or a municipality and year listed more than once.
+    """
+    _check_columns(df, file)
+    key, year = spec.data.group, str(spec.data.municipal_year)
+    names = list(spec.covariates.municipal)
+    _require(df, [key, year, *names], file)
+    _no_missing(df, [key, year, *names], file)
+    df = _numeric(df, [year, *names], file).assign(**{key: as_codes(df[key])})
+    columns = {key: pa.Column(str), year: pa.Column(float, pa.Check(
+        lambda y: np.mod(y, 1) == 0, name="whole years"))}
+    for c in names:
+        columns[c] = pa.Column(float, pa.Check(np.isfinite, name="finite"))
+    out = _run(pa.DataFrameSchema(columns, strict=False), df, file)[list(columns)]
+    dup = out.duplicated([key, year], keep=False)
+    if dup.any():
+        raise InputError("municipality and year listed more than once", file=file,
+                         column=year, rows=_rows(dup))
+    return out.astype({year: np.int64})
+
+
+def check_municipal_years(table: pd.DataFrame, needed: pd.DataFrame, spec: Spec, *,
+                          file: str) -> None:
+    """Raise if a (municipality, year) that episodes need has no row in the checked table."""
+    key, year = spec.data.group, str(spec.data.municipal_year)
+    have = pd.MultiIndex.from_frame(table[[key, year]])
+    want = pd.MultiIndex.from_arrays([needed.iloc[:, 0].astype(str),
+                                      needed.iloc[:, 1].astype(np.int64)])
+    missing = want[~want.isin(have)]
+    if len(missing):
+        shown = ", ".join(f"{m} {y}" for m, y in missing[:3])
+        raise InputError(f"no row for municipality and year {shown}"
+                         f"{' and more' if len(missing) > 3 else ''}: episodes fall in those "
+                         "years; add one row for each", file=file, column=year)
+
+
 def check_design(matrix: np.ndarray, names: Sequence[str], *, file: str) -> None:
-    """Raise if the design matrix's columns are perfectly collinear (rank deficient)."""
+    """Raise if the design matrix's columns are perfectly collinear (rank deficient).
+
+    One QR decomposition of the centred columns: :math:`|R_{jj}|` is the part of column j
+    outside the span of the columns before it, so the first (numerically) zero one names the
+    first column that adds nothing (the threshold is ``numpy.linalg.matrix_rank``'s: the
+    largest :math:`|R_{jj}|` times max(rows, columns) times the machine epsilon). It replaces
+    an SVD per prefix of columns (0.17 of the 0.5 s that reading dk-1999-2005 took).
+    """
     if matrix.shape[1] == 0:
         return
     centred = matrix - matrix.mean(axis=0)
-    rank = np.linalg.matrix_rank(centred)
-    if rank < matrix.shape[1]:
-        # find the first column that adds nothing to the ones before it
-        for j in range(1, matrix.shape[1] + 1):
-            if np.linalg.matrix_rank(centred[:, :j]) < j:
-                raise InputError(f"covariate is perfectly collinear with {list(names[:j - 1])}: "
-                                 "drop one of them from the spec", file=file,
-                                 column=str(names[j - 1]))
+    diagonal = np.abs(np.diag(np.linalg.qr(centred, mode="r")))
+    tol = diagonal.max(initial=0.0) * max(centred.shape) * np.finfo(float).eps
+    lost = np.flatnonzero(diagonal <= tol)
+    if len(lost):
+        j = int(lost[0])
+        raise InputError(f"covariate is perfectly collinear with {list(names[:j])}: drop one "
+                         "of them from the spec", file=file, column=str(names[j]))
 
 
 def check_horizon(exit_months: np.ndarray, horizon: float, *, file: str, column: str) -> None:
@@ -281,7 +361,7 @@ def _with_hint(name: str, known: Sequence[str]) -> str:
 
 
 def check_named_municipalities(names: Sequence[str], known: Sequence[str], *, source: str,
-                               file: str, column: str) -> list[str]:
+                               file: str, column: str, minimum: int = 2) -> list[str]:
     """Municipalities named for comparison: at least two different ones, all of them known.
 
     Parameters
@@ -295,6 +375,8 @@ def check_named_municipalities(names: Sequence[str], known: Sequence[str], *, so
         ``"--municipalities"``.
     file, column : str
         The file and column that ``known`` comes from.
+    minimum : int
+        How many different names are needed (2: a comparison; 1: a subset to rank within).
 
     Returns
     -------
@@ -317,7 +399,7 @@ def check_named_municipalities(names: Sequence[str], known: Sequence[str], *, so
         raise InputError(f"{source} must be a list of municipality names, not the text "
                          f"{names!r}", file=file, column=column)
     unique = list(dict.fromkeys(str(m) for m in names))
-    if len(unique) < 2:
+    if len(unique) < minimum:
         raise InputError(f"{source} needs at least two different municipalities to compare, "
                          f"got {unique}", file=file, column=column)
     have = [str(m) for m in known]

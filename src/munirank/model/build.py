@@ -11,9 +11,10 @@ that the sampler sees numbers near one; results are reported in months.
              - e^{\eta_i}\,(t_i^\alpha - s_i^\alpha)
 
 for an episode entered at :math:`s_i` (0 unless delayed entry), left at :math:`t_i`, with
-:math:`d_i = 1` if the outcome was reached. The municipality effect is non-centred,
-:math:`u_m = \sigma\,\tilde u_m` with :math:`\tilde u_m \sim N(0, 1)` (or Student-t), or
-a ZeroSumNormal.
+:math:`d_i = 1` if the outcome was reached. The municipality effect
+:math:`u_m \sim N(0, \sigma)` (or Student-t, or a ZeroSumNormal) is sampled partially
+non-centred, each municipality by the data's share of the information about it
+(:func:`centring_weights`).
 
 The event terms reduce to sufficient statistics: :math:`\sum_i d_i \eta_i = D\beta_0 +
 (\sum_i d_i x_i)^\top\beta + \sum_m D_m (z_m^\top\gamma + u_m)`, so only the cumulative
@@ -53,7 +54,7 @@ import xarray as xr
 from scipy import special
 
 from munirank.input.episodes import as_codes
-from munirank.input.spec import ModelSpec
+from munirank.input.spec import ModelSpec, PriorSpec
 from munirank.model.family_kernel import FAMILIES, family_extra, family_loglik
 from munirank.model.kernel import cumulative_hazard, episode_order, hazard_data, shared_inputs
 
@@ -211,6 +212,10 @@ def create_model(episodes: xr.Dataset, spec: ModelSpec) -> pm.Model:
     --------
     >>> model = create_model(episodes, spec.model)  # doctest: +SKIP
     """
+    if "cell" in episodes.dims:  # a municipal table by year, or nesting (model.cells)
+        from munirank.model.cells import create_cell_model
+
+        return create_cell_model(episodes, spec)
     p = spec.priors
     scale = time_scale(episodes)
     t = episodes["exit"].to_numpy() / scale
@@ -236,21 +241,17 @@ def create_model(episodes: xr.Dataset, spec: ModelSpec) -> pm.Model:
         hazard_vars = shared_inputs(hazard, model.register_data_var)
         data = _packed_data(  # the event terms' sufficient statistics and municipal data
             "model_data", z=z, sum_d_x=d @ x, events_m=events,
-            centred=centred_municipalities(events, spec).astype(float),
+            weights=centring_weights(events, spec),
             n_events=d.sum(), sum_d_logt=(d * np.log(t)).sum(),
             beta0_mu=crude_log_rate(episodes), **by_piece)
 
-        alpha = (pm.LogNormal("alpha", mu=p.alpha_mu, sigma=p.alpha_sigma)
-                 if spec.baseline == "weibull" else 1.0)
-        beta0 = pm.Normal("beta0", mu=data["beta0_mu"], sigma=p.beta0_sigma)
-        beta = pm.Normal("beta", 0.0, p.beta_sigma, dims="covariate")
-        gamma = pm.Normal("gamma", 0.0, p.gamma_sigma, dims="municipal_covariate")
-        sigma = pm.HalfNormal("sigma", p.sigma_sigma)
+        alpha, beta0, beta, gamma, sigma = top_level_priors(
+            p, data["beta0_mu"], with_alpha=spec.baseline == "weibull")
         # products as elementwise sums, not pt.dot: numba's BLAS calls look their function
         # up through an object-mode block compiled in every process (0.3-0.7 s per fit,
         # measured), and these vectors are too short for BLAS to matter
         z_gamma = (data["z"] * gamma).sum(axis=1)
-        u = _group_effect(spec, sigma, data["centred"], beta0 + z_gamma)
+        u = _group_effect(spec, sigma, data["weights"], beta0 + z_gamma)
 
         mu_m = z_gamma + u
         if spec.baseline in FAMILIES:
@@ -304,6 +305,21 @@ def _family_potential(spec: ModelSpec, data: dict[str, pt.TensorVariable],
     return event_part + rest
 
 
+def top_level_priors(p: PriorSpec, beta0_mu: pt.TensorVariable,
+                     *, with_alpha: bool = True) -> tuple[pt.TensorVariable, ...]:
+    """alpha, beta0, beta, gamma and sigma of the Weibull model, in this order.
+
+    Without ``with_alpha`` alpha is 1 (the exponential baseline) and no variable.
+    """
+    alpha = (pm.LogNormal("alpha", mu=p.alpha_mu, sigma=p.alpha_sigma) if with_alpha
+             else 1.0)
+    beta0 = pm.Normal("beta0", mu=beta0_mu, sigma=p.beta0_sigma)
+    beta = pm.Normal("beta", 0.0, p.beta_sigma, dims="covariate")
+    gamma = pm.Normal("gamma", 0.0, p.gamma_sigma, dims="municipal_covariate")
+    sigma = pm.HalfNormal("sigma", p.sigma_sigma)
+    return alpha, beta0, beta, gamma, sigma
+
+
 def _packed_data(name: str, **arrays: np.ndarray | float) -> dict[str, pt.TensorVariable]:
     """Several float arrays as views of one ``pm.Data`` vector, by name.
 
@@ -322,54 +338,69 @@ def _packed_data(name: str, **arrays: np.ndarray | float) -> dict[str, pt.Tensor
     return views
 
 
-def centred_municipalities(events_m: np.ndarray, spec: ModelSpec) -> np.ndarray:
-    r"""Which municipality effects the sampler sees centred (a boolean per municipality).
+def centring_weights(events_m: np.ndarray, spec: ModelSpec) -> np.ndarray:
+    r"""How far each municipality's effect is centred in the sampler's coordinates, in [0, 1].
 
-    The model is the same either way; the parametrisation only changes the geometry the
-    sampler explores. A municipality's :math:`D_m` events carry information :math:`\approx D_m`
-    about its log hazard ratio, the prior :math:`1/\sigma^2`: centred is the better geometry
-    where the data dominate, non-centred where the prior does (Papaspiliopoulos, Roberts and
-    Skold 2007). ``auto`` centres :math:`D_m \ge 1/s^2` with :math:`s` the prior median of
-    :math:`\sigma` (8.8 events for the default HalfNormal(0.5)). Centred effects are centred on
-    the whole municipal level, intercept and municipal covariates included (see
-    :func:`_group_effect`). Measured on ``dk-1999-2005`` seed 1 (4 x 1000 draws, nutpie, same
-    cost per draw): minimum bulk ESS of the effects 1,047 all non-centred, 6,885 with ``auto``
-    (187 of 271 centred); at 1,000,000 spells (2 x 300 draws) 969, where all non-centred
-    needed a low-rank mass matrix to reach 266 at 200,000 spells.
+    The model is the same whatever the weights; they only change the geometry the sampler
+    explores (Papaspiliopoulos, Roberts and Sköld 2003, 2007; Gorinova, Moore and Hoffman
+    2020). A municipality's :math:`D_m` events carry information :math:`\approx D_m` about
+    its log hazard ratio, the prior :math:`1/s^2` (:math:`s` = the prior median of
+    :math:`\sigma`, 0.337 for the default HalfNormal(0.5)); the data's share of it is
+    :math:`w_m = D_m s^2 / (1 + D_m s^2)`. ``auto`` (= ``partial``) uses :math:`w_m` itself:
+    partially non-centred, the weight that makes the sampler's coordinate independent of the
+    level for a normal approximation to the likelihood (Papaspiliopoulos et al.), where
+    centring is best with many events and non-centring with few. ``switch`` rounds it (fully
+    centred where :math:`w_m \ge 1/2`, munirank 0.1's ``auto``); ``centred`` and ``non_centred``
+    use 1 and 0.
+
+    Measured on ``dk-1999-2005`` (4 x 1,000 draws, nutpie, the same cost per draw): with
+    ``switch`` the smallest bulk ESS of all reported parameters was sigma's, 2,846-3,631 over
+    three seeds (153 of 271 municipalities have :math:`w_m` between 0.3 and 0.7, where neither
+    geometry fits, and sigma could only move with every centred effect: the squared deviations
+    explained R^2 = 0.53 of log sigma's posterior variance); with ``partial`` 4,408-5,623, now
+    a covariate's, sigma's 6,435-6,899 (R^2 = 0.24). All non-centred: 993; all centred: 2,137.
+    Tuning length and mass matrix did not matter (300/500/1,000 tuning steps: 3,168, 2,870,
+    3,310; nutpie's draw-based mass matrix 3,405; low-rank diverged).
     """
+    events_m = np.asarray(events_m, float)
     if spec.parametrisation == "centred":
-        return np.ones(len(events_m), bool)
+        return np.ones(len(events_m))
     if spec.parametrisation == "non_centred":
-        return np.zeros(len(events_m), bool)
+        return np.zeros(len(events_m))
     median_sigma = spec.priors.sigma_sigma * special.erfinv(0.5) * np.sqrt(2.0)
-    return np.asarray(events_m) * median_sigma**2 >= 1.0
+    info = events_m * median_sigma**2
+    if spec.parametrisation == "switch":
+        return (info >= 1.0).astype(float)
+    return info / (1.0 + info)
 
 
 def _group_effect(spec: ModelSpec, sigma: pt.TensorVariable,
-                  centred: np.ndarray | pt.TensorVariable,
+                  weights: np.ndarray | pt.TensorVariable,
                   level: pt.TensorVariable) -> pt.TensorVariable:
-    """The municipality effects u, each non-centred or centred (hierarchical centring).
+    r"""The municipality effects u, partially non-centred with the weights :math:`w_m`.
 
-    Non-centred: u_raw ~ N(0, 1), u = sigma u_raw. Centred: the municipality's whole log
-    hazard level is sampled, u_raw ~ N(level, sigma) with ``level`` = beta0 + z'gamma, and
-    u = u_raw - level (Gelfand, Sahu and Carlin 1995): with many events the data fix that
-    level, and sampling u itself would tie it to beta0 and gamma a posteriori.
+    :math:`\tilde u_m \sim N(w_m\,\ell_m, \sigma^{w_m})` (or Student-t) and
+    :math:`u_m = \sigma^{1 - w_m} (\tilde u_m - w_m \ell_m)`, with the municipality's level
+    :math:`\ell_m = \beta_0 + z_m^\top\gamma`; then :math:`u_m \sim N(0, \sigma)` for every
+    :math:`w_m` (any location-scale family). :math:`w_m = 0` is non-centred
+    (:math:`u = \sigma \tilde u`), :math:`w_m = 1` centred on the whole level (Gelfand, Sahu
+    and Carlin 1995: with many events the data fix the level, and sampling u itself would tie
+    it to beta0 and gamma a posteriori). See :func:`centring_weights`.
     """
     if spec.group_effect == "zerosum":
         return pm.ZeroSumNormal("u", sigma=sigma, dims="municipality")
-    centred = pt.gt(centred, 0)
-    mu_raw = pt.switch(centred, level, 0.0)
-    scale_raw = pt.switch(centred, sigma, 1.0)
+    mu_raw, scale_raw = weights * level, sigma**weights
     if spec.group_effect == "student_t":
         u_raw = pm.StudentT("u_raw", nu=spec.priors.nu, mu=mu_raw, sigma=scale_raw,
                             dims="municipality")
     else:
         u_raw = pm.Normal("u_raw", mu_raw, scale_raw, dims="municipality")
-    return pm.Deterministic("u", pt.switch(centred, u_raw - level, sigma * u_raw),
+    return pm.Deterministic("u", sigma ** (1.0 - weights) * (u_raw - mu_raw),
                             dims="municipality")
 
 
-PARAMETERS = ("alpha", "beta0", "beta", "gamma", "sigma", "u", "log_piece")
+PARAMETERS = ("alpha", "beta0", "beta", "gamma", "sigma", "u", "log_piece", "sigma_old",
+              "u_old")
 
 
 def pointwise_loglik(posterior: xr.Dataset, episodes: xr.Dataset, *,
@@ -445,14 +476,18 @@ def draws_by_label(posterior: xr.Dataset, name: str, dim: str | None,
     return arr.reshape(arr.shape[0] * arr.shape[1], *arr.shape[2:])
 
 
-def linear_predictor(posterior: xr.Dataset, episodes: xr.Dataset,
-                     *, with_effect: bool = True) -> xr.DataArray:
-    """eta_i per draw (the posterior's sample dims, then episode) on the model's time scale.
+def predictor_draws(posterior: xr.Dataset, episodes: xr.Dataset, *, with_effect: bool = True
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The linear predictor's parts as numpy arrays, matched to the episodes by label.
 
-    Coefficients are matched to the episodes by coordinate label (covariate, municipal
-    covariate, municipality), then multiplied as numpy arrays: xarray aligning the episode
-    index in every sum took 13-18 ms per call against 6-8 ms (the 72 municipalities of the
-    survival table of dk-1999-2005, 200 draws each; about 0.6 s of every fit, measured).
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``beta0`` (sample...), ``beta`` (sample..., covariate) and the municipal level
+        ``z_m'gamma + u_m`` (sample..., municipality; without ``u_m`` if not ``with_effect``),
+        with the posterior's sample dims first. With cells (:mod:`munirank.model.cells`) the
+        level is per cell, ``z_c'gamma + u_k(c)``; :func:`segment_codes` gives each
+        episode's.
     """
     sample_dims = posterior["beta0"].dims
 
@@ -463,11 +498,37 @@ def linear_predictor(posterior: xr.Dataset, episodes: xr.Dataset,
         return values.transpose(*sample_dims, dim).to_numpy()
 
     beta, gamma = draws("beta", "covariate"), draws("gamma", "municipal_covariate")
-    mu = gamma @ episodes["z"].to_numpy().T  # sample..., municipality
+    if "cell" in episodes.dims:
+        from munirank.model.cells import cell_levels
+
+        return (posterior["beta0"].to_numpy(), beta,
+                cell_levels(posterior, episodes, gamma, with_effect=with_effect))
+    level = gamma @ episodes["z"].to_numpy().T  # sample..., municipality
     if with_effect:
-        mu = mu + draws("u", "municipality")
-    eta = (posterior["beta0"].to_numpy()[..., None] + beta @ episodes["x"].to_numpy().T
-           + np.take(mu, as_codes(episodes), axis=-1))
+        level = level + draws("u", "municipality")
+    return posterior["beta0"].to_numpy(), beta, level
+
+
+def segment_codes(episodes: xr.Dataset) -> np.ndarray:
+    """Each episode's index into :func:`predictor_draws`' level: its cell or municipality."""
+    if "cell" in episodes.dims:
+        return episodes["episode_cell"].to_numpy()
+    return as_codes(episodes)
+
+
+def linear_predictor(posterior: xr.Dataset, episodes: xr.Dataset,
+                     *, with_effect: bool = True) -> xr.DataArray:
+    """eta_i per draw (the posterior's sample dims, then episode) on the model's time scale.
+
+    Coefficients are matched to the episodes by coordinate label (covariate, municipal
+    covariate, municipality), then multiplied as numpy arrays: xarray aligning the episode
+    index in every sum took 13-18 ms per call against 6-8 ms (the 72 municipalities of the
+    survival table of dk-1999-2005, 200 draws each; about 0.6 s of every fit, measured).
+    """
+    sample_dims = posterior["beta0"].dims
+    beta0, beta, mu = predictor_draws(posterior, episodes, with_effect=with_effect)
+    eta = (beta0[..., None] + beta @ episodes["x"].to_numpy().T
+           + np.take(mu, segment_codes(episodes), axis=-1))
     coords = dict(posterior["beta0"].coords)
     if "episode" in episodes.coords:
         coords["episode"] = episodes["episode"]

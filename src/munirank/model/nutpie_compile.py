@@ -181,7 +181,7 @@ def compile_model(model: Any, var_names: list[str] | None = None) -> Any:
         Samples like ``nutpie.compile_pymc_model(model, var_names=var_names)``, the same
         log density and gradient (falls back to that function where the cache does not apply).
     """
-    import nutpie
+    nutpie = import_nutpie()
 
     with _cyclic_gc_paused():
         try:
@@ -276,3 +276,34 @@ def _key(inner_key: str, source: str) -> str:
     text = "\n".join(["munirank.model.nutpie_compile", VERSION, numba.__version__,
                       inner_key, source])
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def import_nutpie() -> Any:
+    """``import nutpie`` without importing all of arviz.
+
+    nutpie 0.16's ``sample.py`` does ``import arviz`` and then uses only ``arviz.from_dict``
+    and ``arviz.dict_to_dataset``, both arviz_base's; the whole of arviz also imports
+    arviz_stats (scipy.stats, xarray_einstats) and arviz_plots (matplotlib): 2.0 of the 3.9 s of
+    CPU that importing PyMC and nutpie took (measured). A stand-in module holding those two
+    functions is in ``sys.modules`` only while nutpie is imported, so a later ``import arviz``
+    anywhere still gets the real package. nutpie's minor version is pinned for this
+    (pyproject.toml); a newer nutpie that uses more of arviz fails the tests that sample.
+    """
+    import sys
+    import types
+
+    if "nutpie" in sys.modules or "arviz" in sys.modules:  # nothing to save
+        import nutpie
+
+        return nutpie
+    import arviz_base
+
+    stand_in = types.ModuleType("arviz")
+    stand_in.from_dict = arviz_base.from_dict  # type: ignore[attr-defined]
+    stand_in.dict_to_dataset = arviz_base.dict_to_dataset  # type: ignore[attr-defined]
+    sys.modules["arviz"] = stand_in
+    try:
+        import nutpie
+    finally:
+        sys.modules.pop("arviz", None)
+    return nutpie

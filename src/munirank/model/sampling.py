@@ -3,18 +3,20 @@
 Returns the posterior as an ``xarray.DataTree`` with groups ``posterior`` (parameters,
 dims chain, draw, ...) and ``sample_stats``. Methods:
 
-- ``nuts`` (default): nutpie (default sampler), PyMC's own NUTS (``sampler="pymc"``) or
-  numpyro (needs JAX);
+- ``nuts`` (default): nutpie (default sampler) or PyMC's own NUTS (``sampler="pymc"``);
 - ``laplace``: nested Laplace approximation over a grid of the municipality SD
   (:mod:`munirank.model.laplace`), for registers too large to refit often with NUTS. Its draws
   are independent; validate it against NUTS on the same data (``munirank bench``).
-- ``pathfinder`` is reserved: the pymc-extras implementation does not install beside
-  PyMC 6.4 (it requires pymc < 6.4), so the spec check refuses it with a clear message.
+
+Not offered: numpyro (JAX) cannot run the model, whose cumulative hazard is a numba-compiled
+PyTensor Op (:mod:`munirank.model.kernel`) with no JAX implementation; pathfinder's only
+implementation for PyMC, in pymc-extras, requires pymc < 6.4 (``docs/methods.md``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import time
 from collections.abc import Iterator
@@ -49,11 +51,6 @@ def sample_posterior(model: pm.Model, spec: SamplingSpec, *, progressbar: bool =
     timings : dict
         ``sampling_seconds`` (wall time, compilation included), ``compile_seconds`` and
         ``draw_seconds`` (the sampler's own time for tuning and draws).
-
-    Raises
-    ------
-    ImportError
-        If the sampler's optional dependency (numpyro/JAX) is not installed.
     """
     if var_names is None:
         var_names = [v for v in PARAMETERS if v in model.named_vars]
@@ -83,6 +80,18 @@ def _one_blas_thread_in_children() -> Iterator[None]:
                 os.environ[k] = v
 
 
+def _chain_processes(chains: int) -> int:
+    """Processes for PyMC's chains: one per chain up to the cores, one in a daemonic process.
+
+    A daemonic process (a dask worker of ``munirank study``) may not start children, and PyMC
+    runs chains in child processes when given more than one core; there the chains run one
+    after another (the study already runs one replicate per core).
+    """
+    if multiprocessing.current_process().daemon:
+        return 1
+    return min(chains, os.cpu_count() or 1)
+
+
 def _sample(model: pm.Model, spec: SamplingSpec, *, progressbar: bool,
             var_names: list[str]) -> tuple[xr.DataTree, dict[str, float]]:
     if spec.method == "laplace":
@@ -91,18 +100,13 @@ def _sample(model: pm.Model, spec: SamplingSpec, *, progressbar: bool,
         return laplace_posterior(model, spec, var_names=var_names)
     if spec.method != "nuts":
         raise NotImplementedError(f"method {spec.method!r} is not available; use nuts or laplace")
-    if spec.sampler == "numpyro":
-        try:
-            import numpyro  # noqa: F401
-        except ImportError as err:
-            raise ImportError("sampler 'numpyro' needs JAX: pip install numpyro jax") from err
     if spec.sampler == "nutpie":
         return _sample_nutpie(model, spec, progressbar=progressbar, var_names=var_names)
     t0 = time.perf_counter()
     with model, _one_blas_thread_in_children():
         tree = pm.sample(
             draws=spec.draws, tune=spec.tuning_steps, chains=spec.chains,
-            cores=min(spec.chains, os.cpu_count() or 1), random_seed=spec.seed,
+            cores=_chain_processes(spec.chains), random_seed=spec.seed,
             nuts_sampler=spec.sampler, target_accept=spec.target_accept,
             progressbar=progressbar, var_names=var_names, compute_convergence_checks=False,
         )
@@ -124,10 +128,11 @@ def _sample_nutpie(model: pm.Model, spec: SamplingSpec, *, progressbar: bool,
     1.4-2.0 s with these once cached, bench of 2026-12-01 at 3950d19) and that no per-person
     data groups are attached.
     """
-    import nutpie
     from pymc.util import get_random_generator
 
-    from munirank.model.nutpie_compile import compile_model
+    from munirank.model.nutpie_compile import compile_model, import_nutpie
+
+    nutpie = import_nutpie()
 
     t0 = time.perf_counter()
     compiled = compile_model(model, var_names=var_names)

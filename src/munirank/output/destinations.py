@@ -53,7 +53,9 @@ _FIT = ("run.json", "municipalities.csv", "covariates.csv", "survival.csv", "ran
         "rank_probabilities.csv", "rank_probabilities_subset.csv", "credible_sets.csv",
         "tiers.csv", "statements.txt", "pairwise.csv", "diagnostics.json", "posterior.nc")
 #: What each command writes into its folder, and (first) the file that identifies a folder of
-#: munirank 0.1, which had no marker. Only used to recognise such folders.
+#: munirank 0.1, which had no marker; only used to recognise such folders (and as the entries
+#: of study and bench, which write as they go). ``simulate --register-form`` also writes
+#: persons.csv, residence.csv and crosswalk.csv, which 0.1 did not.
 WRITES: dict[str, tuple[str, ...]] = {
     "fit": _FIT,
     "compare": ("comparison.csv", "frequentist.csv", "frequentist.json",
@@ -63,11 +65,14 @@ WRITES: dict[str, tuple[str, ...]] = {
     "reanalyse": ("kappa.json", "municipalities.csv", "checks.csv", "diagnostics.json",
                   "run.json"),
     "simulate": ("truth.csv", "spells.csv", "municipal.csv", "spec.toml"),
+    "episodes": ("summary.json", "spells.csv", "spec.toml", "municipal.csv", "summary.txt"),
     "study": ("study.json", "replicates", "study_summary.csv", "reliability.csv",
               "summary.json", "calibration.png", ".pytensor", ".running"),
     "bench": ("bench.json", "bench.txt", "work"),
     "study-statements": ("summary.txt", "results", "work", "sim", "fit", "worked_example.txt"),
 }
+_SINCE_MARKER = ("episodes",)
+"""Commands that came after the marker: a folder of theirs without one is not theirs."""
 _TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<kind>partial|old)-(?P<pid>\d+)(-.*)?$")
 
 
@@ -129,6 +134,8 @@ def _marker(out: Path) -> tuple[str | None, frozenset[str]]:
 def _legacy(names: list[str]) -> tuple[str | None, frozenset[str]]:
     """A folder of munirank 0.1: its defining file, and nothing it does not write."""
     for command, writes in WRITES.items():
+        if command in _SINCE_MARKER:
+            continue
         if writes[0] in names and set(names) <= set(writes):
             return command, frozenset(writes)
     return None, frozenset()

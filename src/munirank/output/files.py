@@ -6,6 +6,7 @@ Where outputs go, and what they may replace, is :mod:`munirank.output.destinatio
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import platform
 import signal
@@ -13,11 +14,12 @@ import threading
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from munirank.errors import Interrupted
+
+if TYPE_CHECKING:  # not imported at run time: the command line loads this module for --help
+    import pandas as pd
 
 PACKAGES = ("munirank", "pymc", "pytensor", "nutpie", "arviz", "arviz-base", "arviz-stats",
             "arviz-plots", "numpy", "pandas", "xarray", "scipy", "lifelines", "pandera")
@@ -36,6 +38,34 @@ def versions() -> dict[str, str]:
 def write_csv(table: pd.DataFrame, path: Path) -> None:
     """CSV with a fixed float format, so the same draws give byte-identical files."""
     table.to_csv(path, index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+
+
+def write_rows_csv(table: pd.DataFrame, path: Path) -> None:
+    """A large per-row table (the episodes) as CSV, numbers at full precision, fast.
+
+    pyarrow's writer: numbers as the shortest text that reads back as the same double (0.0 as
+    0), text unquoted, or every text value quoted if one holds a comma, a quote or a line end;
+    a table pyarrow cannot convert (a column of mixed types) is written by pandas. 1,676,107
+    episodes took 0.7 s where pandas took 5.5 s.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    try:
+        arrow = pa.Table.from_pandas(table, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        table.to_csv(path, index=False, lineterminator="\n")
+        return
+    for quoting in ("none", "needed"):
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            csv.writer(f, lineterminator="\n").writerow(table.columns)
+        try:
+            with open(path, "ab") as f:
+                pa_csv.write_csv(arrow, f, write_options=pa_csv.WriteOptions(
+                    include_header=False, quoting_style=quoting))
+            return
+        except pa.ArrowInvalid:  # a text value needs quotes
+            continue
 
 
 def write_json(data: dict[str, Any], path: Path) -> None:

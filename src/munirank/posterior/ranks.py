@@ -14,14 +14,31 @@ from collections.abc import Sequence
 
 import numpy as np
 import xarray as xr
-from scipy import stats
 
 SAMPLE_DIMS = ("chain", "draw")
 
 
 def rank_kernel(values: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Ranks along ``axis``, 1 = smallest value (ties share the lowest rank)."""
-    return stats.rankdata(values, method="min", axis=axis).astype(np.int32)
+    """Ranks along ``axis``, 1 = smallest value (ties share the lowest rank).
+
+    ``scipy.stats.rankdata(method="min")`` written in numpy (the same integers), so that a fit
+    does not import scipy.stats (0.5-1 s); values with NaN go to scipy, for its NaN policy.
+    """
+    values = np.asarray(values)
+    if values.dtype.kind == "f" and np.isnan(values).any():
+        from scipy import stats
+
+        return stats.rankdata(values, method="min", axis=axis).astype(np.int32)
+    v = np.moveaxis(values, axis, -1)
+    order = np.argsort(v, axis=-1, kind="stable")
+    ordered = np.take_along_axis(v, order, axis=-1)
+    starts_tie = np.ones(ordered.shape, bool)  # a new value: the first of its tie group
+    starts_tie[..., 1:] = ordered[..., 1:] != ordered[..., :-1]
+    first = np.where(starts_tie, np.arange(v.shape[-1], dtype=np.int32), 0)
+    np.maximum.accumulate(first, axis=-1, out=first)
+    ranks = np.empty(v.shape, np.int32)
+    np.put_along_axis(ranks, order, first + 1, axis=-1)
+    return np.moveaxis(ranks, -1, axis)
 
 
 def rank_draws(effect: xr.DataArray, *, subset: Sequence[str] | None = None,
@@ -56,7 +73,10 @@ def rank_draws(effect: xr.DataArray, *, subset: Sequence[str] | None = None,
 
 
 def _quantile(da: xr.DataArray, q: float, method: str) -> xr.DataArray:
-    return da.quantile(q, dim=SAMPLE_DIMS, method=method).drop_vars("quantile")
+    # skipna=False: posterior draws hold no NaN, and xarray's NaN-skipping quantile runs
+    # numpy's nanquantile one municipality at a time (0.34 of the 0.57 s of the municipality
+    # table of dk-1999-2005, measured)
+    return da.quantile(q, dim=SAMPLE_DIMS, method=method, skipna=False).drop_vars("quantile")
 
 
 def summarise_ranks(ranks: xr.DataArray, *, top_k: int = 10, ci_prob: float = 0.9) -> xr.Dataset:
@@ -84,7 +104,7 @@ def summarise_ranks(ranks: xr.DataArray, *, top_k: int = 10, ci_prob: float = 0.
     tail = (1 - ci_prob) / 2
     out = xr.Dataset({
         "rank_mean": ranks.mean(SAMPLE_DIMS),
-        "rank_median": ranks.median(SAMPLE_DIMS),
+        "rank_median": ranks.median(SAMPLE_DIMS, skipna=False),
         "rank_lo": _quantile(ranks, tail, "lower"),
         "rank_hi": _quantile(ranks, 1 - tail, "higher"),
         f"p_top{top_k}": (ranks <= top_k).mean(SAMPLE_DIMS),
@@ -95,13 +115,18 @@ def summarise_ranks(ranks: xr.DataArray, *, top_k: int = 10, ci_prob: float = 0.
 
 
 def summarise_effect(draws: xr.DataArray, name: str, *, ci_prob: float = 0.9) -> xr.Dataset:
-    """Posterior mean, median and equal-tailed ``ci_prob`` interval of one quantity."""
+    """Posterior mean, median and equal-tailed ``ci_prob`` interval of one quantity.
+
+    The three quantiles in one call (one partition of the draws; the median is the 0.5
+    quantile, equal to numpy's median up to rounding).
+    """
     tail = (1 - ci_prob) / 2
+    q = draws.quantile([tail, 0.5, 1 - tail], dim=SAMPLE_DIMS, skipna=False)
     out = xr.Dataset({
         f"{name}_mean": draws.mean(SAMPLE_DIMS),
-        f"{name}_median": draws.median(SAMPLE_DIMS),
-        f"{name}_lo": _quantile(draws, tail, "linear"),
-        f"{name}_hi": _quantile(draws, 1 - tail, "linear"),
+        f"{name}_median": q.isel(quantile=1, drop=True),
+        f"{name}_lo": q.isel(quantile=0, drop=True),
+        f"{name}_hi": q.isel(quantile=2, drop=True),
     })
     out.attrs["ci_prob"] = ci_prob
     return out

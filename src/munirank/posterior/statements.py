@@ -333,7 +333,7 @@ def pairwise_command(args: argparse.Namespace) -> int:
         file=str(folder / "posterior.nc"), column=DIM)
     ci_prob = _fit_ci_prob(folder) if args.ci_prob is None else args.ci_prob
     if not 0 < ci_prob < 1:
-        raise InputError(f"must lie strictly between 0 and 1, not {ci_prob}", column="--ci")
+        raise InputError(f"must lie strictly between 0 and 1, not {ci_prob}", option="--ci")
     table = pairwise_table(effect, names)
     print("\n".join(pairwise_lines(table, ci_prob)))
     if args.out is not None:

@@ -68,6 +68,44 @@ def municipality_table(posterior: xr.Dataset, derived: xr.Dataset, episodes: xr.
     return table
 
 
+def old_municipality_table(posterior: xr.Dataset, derived: xr.Dataset, episodes: xr.Dataset,
+                           spec: Spec) -> pd.DataFrame | None:
+    """old_municipalities.csv: the old municipalities nested in the new ones (None if none).
+
+    Each old municipality's effect in months over its own episodes with its own effect
+    ``u_old`` (``log_hr``), its new municipality, and how far its effect lies from that
+    municipality's (``log_hr_vs_new``, u_old - u_new). Not ranked: the ranking is of the new
+    municipalities (municipalities.csv). ``shrinkage`` is Var(u_old - u_new | data) /
+    E[sigma_old^2 | data] (1 = pooled completely onto the new municipality's effect).
+    """
+    if "effect_months_old" not in derived:
+        return None
+    ci = spec.sampling.ci_prob
+    old = "old_municipality"
+    eff = derived["effect_months_old"]
+    parent = posterior["u"].sel(municipality=episodes["old_parent"]).drop_vars("municipality")
+    within = posterior["u_old"] - parent
+    parts: list[xr.Dataset | xr.DataArray] = [
+        episodes["old_parent"].rename("municipality"),
+        episodes["n_spells_old"].rename("n_spells"), episodes["n_events_old"].rename("n_events"),
+        rk.summarise_effect(eff, "effect_months", ci_prob=ci),
+        derived["observed_months_old"].mean(rk.SAMPLE_DIMS).rename("observed_months_mean"),
+        derived["expected_months_old"].mean(rk.SAMPLE_DIMS).rename("expected_months_mean"),
+        rk.summarise_effect(posterior["u_old"], "log_hr", ci_prob=ci),
+        rk.summarise_effect(within, "log_hr_vs_new", ci_prob=ci),
+        (eff < 0).mean(rk.SAMPLE_DIMS).rename("p_faster"),
+        (within.var(rk.SAMPLE_DIMS) / (posterior["sigma_old"] ** 2).mean(rk.SAMPLE_DIMS))
+        .clip(0, 1).rename("shrinkage"),
+    ]
+    table = xr.merge(parts, compat="override").to_dataframe().reset_index()
+    table = blank_small_counts(table, min_cell=spec.disclosure.min_cell)
+    first = [old, "municipality", "n_spells", "n_events", "small_cell"]
+    table = table[first + [c for c in table.columns if c not in first]]
+    table = table.sort_values(["municipality", old], kind="stable").reset_index(drop=True)
+    table.attrs.update(ci_prob=ci)
+    return table
+
+
 def subset_table(derived: xr.Dataset, spec: Spec) -> pd.DataFrame | None:
     """Rank summaries within the spec's named subset, with the mean rank among all beside."""
     if "rank_subset" not in derived:

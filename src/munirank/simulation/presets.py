@@ -4,6 +4,10 @@ Presets
 -------
 ``tiny``
     20 municipalities (M01..M20), Weibull PH, three covariates; for tests and examples.
+``tiny-panel``
+    40 municipalities (K01..K40, 450 down to 17 persons) in calendar time, 2001-2008:
+    unemployment by year (SD 0.8 within a municipality against 1 between them) and a reform
+    merging them into new ones, effects nested (:mod:`munirank.simulation.panel`).
 ``dk-1999-2005``
     The Danish register behind the AKF 2006 benchmark (INFO no. 1, June 2006): 23,563 spells,
     permits 1999-2004 followed to week 50 of 2005, time in weeks, the 72 ranked municipalities
@@ -65,6 +69,13 @@ class Preset:
     register_columns: tuple[str, ...] = ()  # person columns written besides the covariates
     scale: float = 1.0
     top_k: int = 10
+    # calendar time (:mod:`munirank.simulation.panel`): arrivals in these years (the last two
+    # excepted), followed to the end of the last; municipal covariates by year with this SD
+    # within a municipality; a reform nesting old municipalities with effects of SD old_sd
+    # around their new one's (effect_sd: the new ones')
+    panel_years: tuple[int, ...] = ()  # (first, last) year, or () for time since arrival
+    year_sd: float = 0.0
+    old_sd: float = 0.0
 
 
 def seed_facts() -> dict:
@@ -122,6 +133,12 @@ PRESETS: dict[str, Preset] = {
              15, 8], start=1)),
         effect_sd=0.4, base_rate_per_month=0.02,
         individual={"male": 0.4, "age": -0.03}, municipal={"unemployment": -0.2}, top_k=5),
+    "tiny-panel": Preset(
+        name="tiny-panel", named_counts=tuple((f"K{i:02d}", int(n)) for i, n in enumerate(
+            np.round(450 * 0.92 ** np.arange(40)).astype(int), start=1)),
+        effect_sd=0.35, old_sd=0.2, base_rate_per_month=0.02, panel_years=(2001, 2008),
+        year_sd=0.8, individual={"male": 0.4, "age": -0.03}, municipal={"unemployment": -0.3},
+        top_k=3),
     "no-2012-2018": Preset(
         name="no-2012-2018", n_small=346, named_counts=NO_NAMED, small_range=(5, 400),
         total=45000, effect_sd=0.25, alpha=2.0, base_rate_per_month=np.log(2) / 36.0**2,
@@ -131,8 +148,12 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+NAMES = ("tiny", "dk-1999-2005", "no-2012-2018")
+"""Every preset's name (``dk-1999-2005`` is built from the bundled facts when asked for)."""
+
+
 def preset(name: str) -> Preset:
-    """Return the named preset: ``tiny``, ``dk-1999-2005`` or ``no-2012-2018``."""
+    """Return the named preset: ``tiny``, ``tiny-panel``, ``dk-1999-2005`` or ``no-2012-2018``."""
     if name == "dk-1999-2005":
         dk = seed_facts()["dk_2006"]
         return Preset(name=name, n_small=199, named_counts=akf_counts(), total=dk["spells_total"],
@@ -141,8 +162,7 @@ def preset(name: str) -> Preset:
                       register_columns=("permit_week",),
                       mover_share=dk["movers_share_approx"])
     if name not in PRESETS:
-        raise InputError(f"unknown preset; choose one of {sorted([*PRESETS, 'dk-1999-2005'])}",
-                         column="--preset")
+        raise InputError(f"unknown preset {name!r}; known: {', '.join(NAMES)}", option="--preset")
     return PRESETS[name]
 
 
@@ -230,6 +250,10 @@ _RAW_SCALES = {"unemployment": (6.0, 2.0), "third_country_share": (4.0, 2.0),
 
 def _small_counts(n_small: int, rest: int, lo: int, hi: int,
                   rng: np.random.Generator) -> np.ndarray:
+    if not n_small * lo <= rest <= n_small * hi:  # else the loop below never ends
+        raise InputError(f"{rest} spells cannot be spread over {n_small} small municipalities "
+                         f"of {lo} to {hi} spells each; ask for fewer spells or more "
+                         "municipalities")
     w = rng.lognormal(0.0, 0.8, n_small)
     x = np.clip(np.floor(w * rest / w.sum()), lo, hi)
     while (diff := int(rest - x.sum())) != 0:  # spread the rounding remainder, within bounds
@@ -261,7 +285,8 @@ def draw_effects(p: Preset, n: int, rng: np.random.Generator) -> np.ndarray:
     if p.effect_dist == "student_t":
         return p.effect_sd * rng.standard_t(4, n) / np.sqrt(2.0)  # unit variance at nu = 4
     if p.effect_dist != "normal":
-        raise InputError("must be normal or student_t", column="--effect-dist")
+        raise InputError(f"unknown effect distribution {p.effect_dist!r}; known: normal, "
+                         "student_t", option="--effect-dist")
     return p.effect_sd * rng.normal(size=n)
 
 

@@ -79,6 +79,7 @@ from munirank.simulation.presets import (
     preset,
     seed_facts,
 )
+from munirank.simulation.register_form import write_register_form
 
 __all__ = ["Baseline", "Preset", "preset", "simulate_register", "spec_for", "write_register"]
 
@@ -168,7 +169,8 @@ def make_baseline(p: Preset) -> Baseline:
     if p.baseline == "weibull":
         return Baseline("ph", rate=p.base_rate_per_month, alpha=p.alpha)
     if p.baseline != "loglogistic":
-        raise InputError("must be weibull or loglogistic", column="--baseline")
+        raise InputError(f"unknown baseline {p.baseline!r}; known: weibull, loglogistic",
+                         option="--baseline")
     knots = np.concatenate([np.linspace(0.0, 120.0, 481), [240.0, 480.0, 1e5]])
     values = (knots / weibull_median(p)) ** p.loglogistic_shape
     return Baseline("po", knots=knots, values=values[None, :])
@@ -199,6 +201,9 @@ def simulate_register(name: str, seed: int, **overrides: float | str) -> dict[st
     420
     """
     p = replace(preset(name), **overrides)
+    if p.panel_years:
+        raise InputError(f"preset {name!r} is simulated in calendar time: write it with "
+                         "munirank simulate (simulation.panel)", column="--preset")
     rng = np.random.default_rng(seed)
     counts = municipality_counts(p, rng)
     names = counts.index.tolist()
@@ -221,7 +226,8 @@ def _baseline_for(p: Preset, persons: pd.DataFrame, follow: np.ndarray,
     if not p.calibrated:
         return np.zeros(len(eta), np.intp), make_baseline(p)
     if p.baseline not in ("weibull", "loglogistic"):
-        raise InputError("must be weibull or loglogistic", column="--baseline")
+        raise InputError(f"unknown baseline {p.baseline!r}; known: weibull, loglogistic",
+                         option="--baseline")
     table3 = seed_facts()["dk_2006"]["table3_cumulative_pct_by_permit_year"]
     year = persons["permit_year"].to_numpy()
     cohort = (year - int(min(table3))).astype(np.intp)
@@ -372,25 +378,39 @@ def spec_for(p: Preset, out_files: dict[str, str]) -> dict:
     return spec
 
 
-def write_register(name: str, seed: int, out: str | Path, **overrides: float | str) -> Path:
+def write_register(name: str, seed: int, out: str | Path, *, register_form: bool = False,
+                   **overrides: float | str) -> Path:
     """Simulate and write a register to ``out``.
 
     Files: spells.csv, municipal.csv, truth.csv and spec.toml (the contract of DESIGN.md;
-    the true covariate effects are in ``simulate_register(...)["truth_covariates"]``).
+    the true covariate effects are in ``simulate_register(...)["truth_covariates"]``); with
+    ``register_form``, also persons.csv, residence.csv and crosswalk.csv, and a
+    ``[registers]`` section in spec.toml that ``munirank episodes`` reads
+    (:mod:`munirank.simulation.register_form`).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if preset(name).panel_years:
+        from munirank.simulation.panel import write_panel
+
+        return write_panel(name, seed, out, register_form=register_form, **overrides)
     tables = simulate_register(name, seed, **overrides)
     files = {"spells": "spells.csv", "municipal": "municipal.csv", "truth": "truth.csv"}
     for key, fname in files.items():
         tables[key].to_csv(out / fname, index=False)
     p = replace(preset(name), **overrides)
-    (out / "spec.toml").write_text(tomli_w.dumps(spec_for(p, files)))
+    spec = spec_for(p, files)
+    if register_form:
+        extra = write_register_form(tables["spells"], tables["municipal"]["municipality"].tolist(),
+                                    time_unit=p.time_unit, seed=seed, out=out)
+        spec["data"] |= extra["data"]
+        spec["registers"] = extra["registers"]
+    (out / "spec.toml").write_text(tomli_w.dumps(spec))
     return out
 
 
 def simulate(preset: str, *, seed: int = 1, out: str | Path, overwrite: bool = False,
-             **options: Any) -> Path:
+             register_form: bool = False, **options: Any) -> Path:
     """Simulate a register with known truth (``munirank simulate``).
 
     Parameters
@@ -404,6 +424,9 @@ def simulate(preset: str, *, seed: int = 1, out: str | Path, overwrite: bool = F
         :mod:`munirank.output.destinations` for what may be replaced).
     overwrite : bool
         Write into a folder that holds files munirank did not write (they are kept).
+    register_form : bool
+        Also write the register form: persons.csv, residence.csv (dates) and a simulated
+        crosswalk.csv, with a spec that ``munirank episodes`` reads.
     **options
         Preset fields to override, e.g. ``effect_sd=0.2``.
 
@@ -414,5 +437,5 @@ def simulate(preset: str, *, seed: int = 1, out: str | Path, overwrite: bool = F
     """
     options = {k: v for k, v in options.items() if v is not None}
     with atomic_folder(out, command="simulate", overwrite=overwrite) as tmp:
-        write_register(preset, seed, tmp, **options)
+        write_register(preset, seed, tmp, register_form=register_form, **options)
     return Path(out)

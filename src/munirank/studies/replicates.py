@@ -50,7 +50,7 @@ import pandas as pd
 from scipy import stats
 from threadpoolctl import threadpool_limits
 
-from munirank.errors import InputError
+from munirank.errors import InputError, MissingExtra
 from munirank.output import destinations, files
 
 LEVELS = (0.5, 0.9)  # interval probabilities whose coverage is scored
@@ -289,7 +289,7 @@ def run_replicate(preset: str, index: int, seed: int, out: str, overrides: dict[
         diagnostics={k: d[k] for k in ("rhat_max", "ess_bulk_min", "ess_tail_min",
                                        "divergences", "draws", "tune", "chains")},
         seconds=round(time.perf_counter() - t0, 1), worker=name, pid=os.getpid(),
-        compiledir=compiledir)
+        compiledir=compiledir, fit_timings=getattr(res.fit, "timings", {}))
     _write_atomic(result, path)
     return result
 
@@ -304,9 +304,9 @@ def _check_options(preset: str, replicates: int, workers: int | None,
 
     get_preset(preset)
     if replicates < 1:
-        raise InputError("must be at least 1", column="--replicates")
+        raise InputError(f"must be at least 1, not {replicates}", option="--replicates")
     if workers is not None and workers < 1:
-        raise InputError("must be at least 1", column="--workers")
+        raise InputError(f"must be at least 1, not {workers}", option="--workers")
     known = {f.name for f in fields(Preset)}
     unknown = set(options) - known - set(SAMPLING_OPTIONS)
     if unknown:
@@ -315,9 +315,10 @@ def _check_options(preset: str, replicates: int, workers: int | None,
     positive = ("effect_sd", "scale", "draws", "tune", "chains")
     for key in positive:
         if key in options and not options[key] > 0:
-            raise InputError(f"must be positive, got {options[key]}", column=f"--{key}")
+            raise InputError(f"must be positive, not {options[key]}",
+                             option=f"--{key.replace('_', '-')}")
     if options.get("n_small", 0) < 0:
-        raise InputError("must be >= 0", column="--n-small")
+        raise InputError(f"must be at least 0, not {options['n_small']}", option="--n-small")
     overrides = {k: v for k, v in options.items() if k not in SAMPLING_OPTIONS}
     if "n_small" in overrides:  # the small ones no longer absorb a fixed spell total
         overrides["total"] = None
@@ -373,14 +374,19 @@ def _alive(pid: int) -> bool:
     return pid > 0
 
 
+def _require_dask() -> None:
+    """Raise :class:`munirank.errors.MissingExtra` if dask.distributed is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("distributed") is None:
+        raise MissingExtra("munirank study", "study")
+
+
 @contextlib.contextmanager
 def _client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
-    try:
-        import dask
-        from distributed import Client, LocalCluster
-    except ImportError as err:
-        raise ImportError("studies need dask.distributed: pip install 'dask[distributed]'") \
-            from err
+    import dask
+    from distributed import Client, LocalCluster
+
     if scheduler:
         with Client(scheduler) as client:
             yield client
@@ -570,7 +576,10 @@ def study(preset: str, replicates: int, out: str | Path, scheduler: str | None =
     InputError
         On bad options, an ``out`` that holds a study with other settings, or one that munirank
         may not write into.
+    MissingExtra
+        If dask.distributed is not installed (``pip install 'munirank[study]'``).
     """
+    _require_dask()
     options = {k: v for k, v in options.items() if v is not None}
     overrides, sampling = _check_options(preset, replicates, workers, options)
     out = Path(out)
@@ -590,7 +599,7 @@ def study(preset: str, replicates: int, out: str | Path, scheduler: str | None =
             failures = _run_on_dask(todo, replicates, args, scheduler, workers, progressbar)
     results = load_replicates(out, replicates)
     if not results:
-        raise RuntimeError("no replicate finished: " + "; ".join(failures))
+        raise StudyFailed(failures)
     return _write_summaries(out, results, failures, time.perf_counter() - t0, min_bin)
 
 
@@ -614,14 +623,29 @@ def _write_summaries(out: Path, results: list[dict[str, Any]], failures: list[st
     return summary
 
 
+class StudyFailed(RuntimeError):
+    """No replicate of a study finished; ``failures`` says why each one failed."""
+
+    def __init__(self, failures: list[str]) -> None:
+        self.failures = failures
+        super().__init__("no replicate finished: " + "; ".join(failures))
+
+
 def study_command(args: argparse.Namespace) -> int:
     """``munirank study``: run :func:`study` from parsed arguments; return the exit code."""
     opts = {k: getattr(args, k, None) for k in (*PRESET_OPTIONS, *SAMPLING_OPTIONS)}
     cutoff = None if getattr(args, "no_cutoff", False) else getattr(args, "cutoff", 80)
-    result = study(args.preset, args.replicates, args.out, scheduler=args.scheduler,
-                   workers=args.workers, seed=getattr(args, "seed", None) or 1, cutoff=cutoff,
-                   progressbar=not getattr(args, "quiet", False),
-                   overwrite=getattr(args, "overwrite", False), **opts)
+    try:
+        result = study(args.preset, args.replicates, args.out, scheduler=args.scheduler,
+                       workers=args.workers, seed=getattr(args, "seed", None) or 1,
+                       cutoff=cutoff, progressbar=not getattr(args, "quiet", False),
+                       overwrite=getattr(args, "overwrite", False), **opts)
+    except StudyFailed as err:  # one line per replicate, no traceback; nothing summarised
+        for failure in err.failures:
+            print(f"munirank: error: {failure}", file=sys.stderr)
+        print(f"munirank: error: no replicate of the study finished (-> {args.out})",
+              file=sys.stderr)
+        return 1
     print(result["table"])
     print(f"-> {args.out}")
     for failure in result["failures"]:

@@ -200,7 +200,7 @@ def _part(part: str) -> tuple[int, int]:
     except ValueError:
         i, n = -1, 0
     if not 0 <= i < n:
-        raise InputError(f"must be i/n with 0 <= i < n, not {part!r}", column="--part")
+        raise InputError(f"must be i/n with 0 <= i < n, not {part!r}", option="--part")
     return i, n
 
 
@@ -237,7 +237,7 @@ def study_statements(replicates: int, out: str | Path, *,
         On bad options or an ``out`` munirank may not write into.
     """
     if replicates < 1:
-        raise InputError(f"must be at least 1, not {replicates}", column="--replicates")
+        raise InputError(f"must be at least 1, not {replicates}", option="--replicates")
     i, n = _part(part)
     root = Path(out)
     destinations.prepare_folder(root, command="study-statements", overwrite=overwrite)
@@ -310,7 +310,7 @@ def study_statements_command(args: argparse.Namespace) -> int:
         print(worked_example(args.out, fit_folder=args.fit, overwrite=args.overwrite))
         return 0
     if args.replicates is None:
-        raise InputError("is needed (or --worked-example)", column="--replicates")
+        raise InputError("is needed (or --worked-example)", option="--replicates")
     settings = StudySettings(n_municipalities=args.n_municipalities, draws=args.draws,
                              tune=args.tune, chains=args.chains)
     print(study_statements(args.replicates, args.out, settings=settings, part=args.part,
