@@ -111,6 +111,13 @@ def test_check_on_tiny_writes_loo_table_without_person_data(tiny_dir, tiny_spec,
     assert sens["model"].tolist() == ["loglogistic"] and -1 <= sens["spearman_rank_mean"][0] <= 1
     check = json.loads((tmp_path / "check" / "check.json").read_text())
     assert "alpha" in check["prior_sensitivity"] and check["chosen_model"] == "weibull"
+    for model in check["models"].values():  # where each model's seconds went (bench: check)
+        assert set(model["timings"]) == {"model_seconds", "compile_seconds", "draw_seconds",
+                                         "diagnostics_seconds", "loo_seconds",
+                                         "effects_ranks_seconds"}
+        assert sum(model["timings"].values()) <= model["seconds"] + 0.1
+    assert set(check["timings"]) == {"read_seconds", "models_seconds", "compare_seconds",
+                                     "prior_sensitivity_seconds", "completion_seconds"}
     n_ep = result["check"]["n_episodes"]
     for f in (tmp_path / "check").iterdir():  # aggregates only: no file has a row per episode
         if f.suffix == ".csv":

@@ -36,7 +36,7 @@ import argparse
 import sys
 import time
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +87,8 @@ class VariantFit:
     diagnostics: dict[str, Any]
     ranks: pd.DataFrame
     seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds of its stages: model, compile, draw, diagnostics, loo, effects_ranks."""
 
 
 def variants(spec: Spec, *, has_municipal: bool,
@@ -144,25 +146,36 @@ def fit_variant(episodes: xr.Dataset, variant: Variant, spec: Spec, *,
     With ``keep_loglik`` the tree also holds a ``log_likelihood`` group (for power-scaling of
     the likelihood): the log-likelihood summed over episodes, per draw.
     """
-    t0 = time.perf_counter()
+    clock = [time.perf_counter()]
+
+    def lap() -> float:
+        clock.append(time.perf_counter())
+        return clock[-1] - clock[-2]
+
     eps = episodes if variant.municipal else episodes.isel(municipal_covariate=[])
     model = create_model(eps, variant.model)
-    tree, _ = sample_posterior(model, spec.sampling, progressbar=False)
+    timings = {"model_seconds": lap()}
+    tree, sampled = sample_posterior(model, spec.sampling, progressbar=False)
+    lap()
+    timings.update((k, sampled[k]) for k in ("compile_seconds", "draw_seconds") if k in sampled)
     posterior = tree["posterior"].dataset
     diag = diagnostics.convergence(tree, var_names=list(PARAMETERS))
+    timings["diagnostics_seconds"] = lap()
     loo = model_loo(posterior, eps, baseline=variant.model.baseline)
     diag["loo_warnings"] = loo.warnings
+    timings["loo_seconds"] = lap()
     derived = effects_for(posterior, eps, variant.model.baseline)
     k = spec.ranking.top_k
     summary = rk.summarise_ranks(rk.rank_draws(derived["effect_months"]), top_k=k,
                                  ci_prob=spec.sampling.ci_prob)
     table = summary[["rank_mean", f"p_top{k}"]].to_dataframe()
     table["effect_months_mean"] = derived["effect_months"].mean(rk.SAMPLE_DIMS).to_numpy()
+    timings["effects_ranks_seconds"] = lap()
     groups = {"posterior": posterior}
     if keep_loglik:
         groups["log_likelihood"] = xr.Dataset({"loglik": loo.loglik_draws})
     out = VariantFit(variant, loo.loo, int((loo.loo.pareto_k > PARETO_K_BAD).sum()), diag,
-                     table, time.perf_counter() - t0)
+                     table, clock[-1] - clock[0], timings)
     return out, xr.DataTree.from_dict(groups)
 
 
@@ -295,7 +308,9 @@ def run_checks(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
     if total < LOO_MIN_DRAWS:
         raise InputError(f"check needs at least {LOO_MIN_DRAWS} draws in all (draws x chains) "
                          f"for PSIS-LOO, not {total}", option="--draws")
+    t0 = time.perf_counter()
     episodes = load_episodes(data, spec_obj)
+    t_read = time.perf_counter()
     todo = variants(spec_obj, has_municipal=episodes.sizes["municipal_covariate"] > 0,
                     names=models)
     fits: list[VariantFit] = []
@@ -308,22 +323,28 @@ def run_checks(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
         if log is not None:
             print(f"  {variant.name}: {fit.seconds:.0f} s, converged "
                   f"{fit.diagnostics['converged']}, k>0.7: {fit.n_pareto_k_bad}", file=log)
+    t_fits = time.perf_counter()
     k = spec_obj.ranking.top_k
     loo = loo_table(fits)
     sens = rank_sensitivity(fits[0].ranks, {f.variant.name: f.ranks for f in fits[1:]},
                             top_k=k)
     chosen = todo[0].model
+    t_compare = time.perf_counter()
     psense = prior_sensitivity(chosen_tree, chosen, episodes)
+    t_psense = time.perf_counter()
     posterior = chosen_tree["posterior"].dataset
     del chosen_tree
     completion = predictive.completion_table(posterior, episodes, baseline=chosen.baseline,
                                       ci_prob=spec_obj.sampling.ci_prob,
                                       min_cell=spec_obj.disclosure.min_cell)
+    t_completion = time.perf_counter()
     by_model = pd.concat({f.variant.name: f.ranks for f in fits}, names=["model"]).reset_index()
     check = {
         "chosen_model": todo[0].name,
         "models": {f.variant.name: {**{k2: v for k2, v in f.diagnostics.items()},
-                                    "seconds": round(f.seconds, 1)} for f in fits},
+                                    "seconds": round(f.seconds, 1),
+                                    "timings": {k2: round(v, 2) for k2, v in f.timings.items()}}
+                   for f in fits},
         "prior_sensitivity": psense,
         "completion_consistent_share": predictive.completion_summary(completion),
         "sampling": {"draws": spec_obj.sampling.draws, "tune": spec_obj.sampling.tuning_steps,
@@ -332,6 +353,11 @@ def run_checks(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
         "n_episodes": int(episodes.sizes["episode"]),
         "n_municipalities": int(episodes.sizes["municipality"]),
         "pareto_k_threshold": PARETO_K_BAD,
+        "timings": {k2: round(v, 2) for k2, v in (
+            ("read_seconds", t_read - t0), ("models_seconds", t_fits - t_read),
+            ("compare_seconds", t_compare - t_fits),
+            ("prior_sensitivity_seconds", t_psense - t_compare),
+            ("completion_seconds", t_completion - t_psense))},
     }
     with destinations.atomic_folder(out, command="check", overwrite=overwrite,
                                     inputs=inputs) as tmp:
