@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -180,27 +181,40 @@ def _summarised(tree: xr.DataTree, episodes: xr.Dataset, spec: Spec, *,
     from munirank.posterior import tables
 
     posterior = tree["posterior"].dataset
-    diag = diagnostics.convergence(tree, var_names=list(PARAMETERS))
-    found = None
-    if "period" in episodes.dims:  # measurement periods: per period, and changes
-        from munirank.posterior import periods
-
-        found = periods.summarised(posterior, episodes, spec, converged=diag["converged"])
-        derived, municipalities = found.derived, found.municipalities
-    else:
-        derived = tables.derived_draws(posterior, episodes, spec)
-        municipalities = tables.municipality_table(posterior, derived, episodes, spec,
-                                                   converged=diag["converged"])
     ci, groups_km = spec.sampling.ci_prob, survival_km
-    result_tree = _result_tree(tree, derived)
-    disclosure.check_aggregate(result_tree)
+
+    def checks() -> tuple[dict[str, Any], pd.DataFrame]:
+        return (diagnostics.convergence(tree, var_names=list(PARAMETERS)),
+                predictive.survival_table(posterior, episodes, ci_prob=ci,
+                                          groups=groups_km[0], km=groups_km[1],
+                                          min_cell=spec.disclosure.min_cell))
+
+    # The convergence statistics and the predictive curves in a second thread while this one
+    # computes the effects: both are numpy loops that release the GIL, so on 2 cores the
+    # stage takes the longer of the two, not their sum (dk-1999-2005: 2.8 s against 4.3 s,
+    # the same numbers). Threads, not processes: the draws are shared, not copied.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        checked = pool.submit(checks)
+        found = None
+        if "period" in episodes.dims:  # measurement periods: per period, and changes
+            from munirank.posterior import periods
+
+            found = periods.summarised(posterior, episodes, spec)
+            derived = found.derived
+        else:
+            derived = tables.derived_draws(posterior, episodes, spec)
+        result_tree = _result_tree(tree, derived)
+        disclosure.check_aggregate(result_tree)
+        covariates = tables.covariate_table(posterior, episodes, ci_prob=ci)
+        diag, survival = checked.result()
+    if found is not None:
+        found = periods.with_converged(found, diag["converged"])
     return _Results(
         tree=result_tree, derived=derived, diagnostics=diag, periods=found,
-        municipalities=municipalities,
-        covariates=tables.covariate_table(posterior, episodes, ci_prob=ci),
-        survival=predictive.survival_table(posterior, episodes, ci_prob=ci,
-                                           groups=groups_km[0], km=groups_km[1],
-                                           min_cell=spec.disclosure.min_cell),
+        municipalities=(found.municipalities if found is not None else
+                        tables.municipality_table(posterior, derived, episodes, spec,
+                                                  converged=diag["converged"])),
+        covariates=covariates, survival=survival,
         old_municipalities=tables.old_municipality_table(posterior, derived, episodes, spec))
 
 

@@ -109,8 +109,12 @@ class PeriodResults:
 
 
 def summarised(posterior: xr.Dataset, episodes: xr.Dataset, spec: Spec, *,
-               converged: bool) -> PeriodResults:
-    """Per-period tables, changes.csv and periods.json from the posterior of a period model."""
+               converged: bool = False) -> PeriodResults:
+    """Per-period tables, changes.csv and periods.json from the posterior of a period model.
+
+    ``converged`` fills the tables' column; :func:`with_converged` sets it afterwards (the
+    fit computes these while the convergence statistics are computed).
+    """
     from munirank.posterior.changes import change_table, periods_summary
 
     results = period_results(posterior, episodes, spec, converged=converged)
@@ -119,6 +123,12 @@ def summarised(posterior: xr.Dataset, episodes: xr.Dataset, spec: Spec, *,
     return PeriodResults(results=results, derived=stacked_derived(results),
                          municipalities=long_table(results), changes=changes,
                          summary=periods_summary(posterior, results, spec))
+
+
+def with_converged(found: PeriodResults, converged: bool) -> PeriodResults:
+    """The results with the convergence gate's verdict in the tables' ``converged`` column."""
+    return replace(found, municipalities=found.municipalities.assign(converged=converged),
+                   changes=found.changes.assign(converged=converged))
 
 
 def write_period_files(folder: Path, found: PeriodResults) -> None:
