@@ -28,7 +28,14 @@ def _replicate(seed: int):
     interval = {"interval": [1, 3], "mean": 2.0}
     summary = {"overlap": [{t: {"posterior": interval, "point_estimates": 2,
                                 "no_change": {"mean": 1.5}} for t in ("top", "bottom")}]}
-    return score_replicate(changes, truth, summary, true_overlaps(truth, 3), 3)
+    return score_replicate(changes, truth, summary, {"top": 2, "bottom": 1}, 3)
+
+
+def test_true_overlaps_of_the_ranked_set():
+    truth = pd.DataFrame({"municipality": list("ABCDE") * 2, "period": ["1"] * 5 + ["2"] * 5,
+                          "true_effect_months": [1, 2, 3, 4, 5, 2, 1, 5, 3, 4]})
+    assert true_overlaps(truth, list("ABCDE"), 2, ("1", "2")) == {"top": 2, "bottom": 1}
+    assert true_overlaps(truth, list("ACDE"), 2, ("1", "2")) == {"top": 1, "bottom": 1}
 
 
 def test_scores_pair_each_probability_with_its_truth_and_pool():

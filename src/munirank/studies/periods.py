@@ -8,8 +8,8 @@ pairs changes.csv with truth_changes.csv. Scored, pooled over municipalities and
 - ``p_top10_both`` against "truly among the ten fastest in both periods" (and the bottom);
 - ``p_improved`` against "truly faster in the second period";
 - coverage of the ``change_months`` interval (at the fit's ``ci_prob``);
-- the overlaps of periods.json against the true overlap of the two true top-k lists: how
-  often the posterior interval holds it.
+- the overlaps of periods.json against the true overlap of the two true top-k lists of the
+  ranked set (the ``[ranking] subset``): how often the posterior interval holds it.
 
 A calibrated probability p is right a share p of the times it is given (within the bins'
 Monte Carlo error). Run with ``python -m munirank.studies.periods --replicates R --out DIR``
@@ -56,10 +56,21 @@ def score_replicate(changes: pd.DataFrame, truth: pd.DataFrame, summary: dict[st
             "no_change_mean": {t: o[t]["no_change"]["mean"] for t in ("top", "bottom")}}
 
 
-def true_overlaps(truth: pd.DataFrame, k: int) -> dict[str, int]:
-    """How many of the true top (bottom) k of the first period are so in the second."""
-    return {"top": int(truth[f"true_top{k}_both"].sum()),
-            "bottom": int(truth[f"true_bottom{k}_both"].sum())}
+def true_overlaps(truth: pd.DataFrame, names: list[str], k: int, periods: tuple[str, str],
+                  ) -> dict[str, int]:
+    """How many of the true top (bottom) k of ``names`` in the first period are so in the second.
+
+    ``truth`` is truth.csv (per municipality and period); ``names`` the ranked set of
+    periods.json (the ``[ranking] subset``, or all), restricted to each period's municipalities.
+    """
+    lists = {}
+    for period in periods:
+        rows = truth[(truth["period"].astype(str) == period)
+                     & truth["municipality"].isin(names)]
+        order = rows.sort_values("true_effect_months", kind="stable")["municipality"]
+        lists[period] = (set(order[:k]), set(order[-k:]))
+    (top_a, bottom_a), (top_b, bottom_b) = lists[periods[0]], lists[periods[1]]
+    return {"top": len(top_a & top_b), "bottom": len(bottom_a & bottom_b)}
 
 
 def run_replicate(index: int, *, seed: int, scale: float, sampling: dict[str, Any],
@@ -74,13 +85,17 @@ def run_replicate(index: int, *, seed: int, scale: float, sampling: dict[str, An
                      scale=scale)
         result = api.fit(folder / "data" / "spells.csv", spec=folder / "data" / "spec.toml",
                          out=folder / "fit", progressbar=False, **sampling)
-        k = load_spec(folder / "data" / "spec.toml").ranking.top_k
-        truth = pd.read_csv(folder / "data" / "truth_changes.csv",
-                            dtype={"municipality": str, "period_from": str, "period_to": str})
-        changes = pd.read_csv(folder / "fit" / "changes.csv",
-                              dtype={"municipality": str, "period_from": str, "period_to": str})
+        spec = load_spec(folder / "data" / "spec.toml")
+        k, codes = spec.ranking.top_k, {"municipality": str, "period_from": str,
+                                        "period_to": str, "period": str}
+        truth = pd.read_csv(folder / "data" / "truth_changes.csv", dtype=codes)
+        changes = pd.read_csv(folder / "fit" / "changes.csv", dtype=codes)
         summary = json.loads((folder / "fit" / "periods.json").read_text())
-        scored = score_replicate(changes, truth, summary, true_overlaps(truth, k), k)
+        per_period = pd.read_csv(folder / "data" / "truth.csv", dtype=codes)
+        names = list(spec.ranking.subset) or per_period["municipality"].unique().tolist()
+        first = summary["overlap"][0]
+        overlap = true_overlaps(per_period, names, k, (first["from"], first["to"]))
+        scored = score_replicate(changes, truth, summary, overlap, k)
         return scored | {"replicate": index, "converged": result.converged}
     finally:
         shutil.rmtree(folder, ignore_errors=True)
