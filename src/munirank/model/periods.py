@@ -174,5 +174,5 @@ def period_shift(posterior: xr.Dataset, periods: list[str]) -> xr.DataArray:
 def total_sd(posterior: xr.Dataset) -> xr.DataArray:
     """SD of one period's effects: sqrt(sigma^2 + sigma_period^2) (shared), sigma (ar1)."""
     if "sigma_period" in posterior:
-        return np.sqrt(posterior["sigma"] ** 2 + posterior["sigma_period"] ** 2)
+        return (posterior["sigma"] ** 2 + posterior["sigma_period"] ** 2) ** 0.5
     return posterior["sigma"]

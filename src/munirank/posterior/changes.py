@@ -38,7 +38,7 @@ For the whole list (periods.json, statements.txt), over the *ranked* municipalit
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -60,19 +60,16 @@ def flat(da: xr.DataArray) -> np.ndarray:
     return arr.reshape(-1, arr.shape[-1])
 
 
-def _interval(values: np.ndarray, ci_prob: float, method: str = "linear") -> list[float]:
-    tail = (1 - ci_prob) / 2
-    return [float(np.quantile(values, tail, method="lower" if method == "rank" else method)),
-            float(np.quantile(values, 1 - tail, method="higher" if method == "rank"
-                              else method))]
-
-
 def summary(values: np.ndarray, ci_prob: float, *, integer: bool = False) -> dict[str, Any]:
     """Mean and equal-tailed interval (integer quantities: covering at least ci_prob)."""
+    tail = (1 - ci_prob) / 2
+    if integer:
+        interval = [float(np.quantile(values, tail, method="lower")),
+                    float(np.quantile(values, 1 - tail, method="higher"))]
+    else:
+        interval = [float(v) for v in np.quantile(values, [tail, 1 - tail])]
     return {"mean": round(float(np.mean(values)), 4),
-            "interval": [round(v, 4) for v in _interval(values, ci_prob,
-                                                         "rank" if integer else "linear")],
-            "ci_prob": ci_prob}
+            "interval": [round(v, 4) for v in interval], "ci_prob": ci_prob}
 
 
 def pairs(periods: list[str]) -> list[tuple[str, str]]:
@@ -100,14 +97,17 @@ def _pair_changes(results: dict[str, tuple[xr.Dataset, pd.DataFrame, Spec]], a: 
     na, nb = da.sizes["municipality"], db.sizes["municipality"]
     change, rose = eb - ea, ra - rb
     tail = (1 - ci) / 2
-    parts = [
+    def quantile(q: float, method: Literal["lower", "higher"]) -> xr.DataArray:  # >= ci
+        return rose.quantile(q, dim=rk.SAMPLE_DIMS, method=method).drop_vars("quantile")
+
+    parts: list[xr.Dataset | xr.DataArray] = [
         rk.summarise_effect(change, "change_months", ci_prob=ci).drop_vars("change_months_median"),
         (change < 0).mean(rk.SAMPLE_DIMS).rename("p_improved"),
         ra.mean(rk.SAMPLE_DIMS).rename("rank_from_mean"),
         rb.mean(rk.SAMPLE_DIMS).rename("rank_to_mean"),
         rose.mean(rk.SAMPLE_DIMS).rename("rank_change_mean"),
-        rk._quantile(rose, tail, "lower").rename("rank_change_lo"),
-        rk._quantile(rose, 1 - tail, "higher").rename("rank_change_hi"),
+        quantile(tail, "lower").rename("rank_change_lo"),
+        quantile(1 - tail, "higher").rename("rank_change_hi"),
         (rose >= RISE).mean(rk.SAMPLE_DIMS).rename(f"p_rank_rose{RISE}"),
         ((ra <= k) & (rb <= k)).mean(rk.SAMPLE_DIMS).rename(f"p_top{k}_both"),
         ((ra > na - k) & (rb > nb - k)).mean(rk.SAMPLE_DIMS).rename(f"p_bottom{k}_both"),

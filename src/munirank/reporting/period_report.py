@@ -8,6 +8,7 @@ draws the slope chart of each consecutive pair (:mod:`munirank.reporting.period_
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import replace
@@ -40,9 +41,8 @@ def slope_jobs(ff: FitFolder) -> dict[str, Callable[[], Any]]:
     from munirank.reporting.period_plots import plot_rank_changes
 
     assert ff.periods is not None and ff.period_table is not None and ff.changes is not None
-    table, changes, ci = ff.period_table, ff.changes, ff.ci_prob
-    return {f"slope-{i}": (lambda o=o: plot_rank_changes(table, changes, period_from=o["from"],
-                                                         period_to=o["to"], ci_prob=ci))
+    draw = functools.partial(plot_rank_changes, ff.period_table, ff.changes, ci_prob=ff.ci_prob)
+    return {f"slope-{i}": functools.partial(draw, period_from=o["from"], period_to=o["to"])
             for i, o in enumerate(ff.periods["overlap"])}
 
 

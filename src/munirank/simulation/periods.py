@@ -75,6 +75,7 @@ def simulate_periods(name: str, seed: int, **overrides: Any) -> dict[str, pd.Dat
         spells.append(sp)
         truth.append(tr.assign(period=period))
     truth_all = pd.concat(truth, ignore_index=True)
+    assert municipal is not None  # the first period's
     return {"spells": pd.concat(spells, ignore_index=True),
             "municipal": municipal.reset_index(), "truth": _period_first(truth_all),
             "truth_changes": true_changes(truth_all, p.periods, p.top_k)}
