@@ -126,3 +126,13 @@ def test_change_lines_word_the_overlap_and_the_spread():
     assert "Lists drawn at random would share 0.8" in text
     assert "between the fastest and the slowest of 12" in text
     assert "correlated 0.80 (90% interval 0.80 to 0.80)" in text
+
+
+def test_three_periods_give_two_consecutive_pairs():
+    rng = np.random.default_rng(4)
+    draws = [rng.normal(0, 2, (2, 100, 12)) + np.linspace(-5, 5, 12) for _ in range(3)]
+    results = {p: _period(d, NAMES) for p, d in zip(("2005", "2007", "2009"), draws,
+                                                     strict=True)}
+    table = change_table(results, SPEC)
+    assert list(table.groupby(["period_from", "period_to"]).size().items()) == [
+        (("2005", "2007"), 12), (("2007", "2009"), 12)]

@@ -57,3 +57,23 @@ def test_statements_and_ranking_files_per_period(period_fit):
         assert derived["effect_months"].dims == ("period", "chain", "draw", "municipality")
         assert {"u_cell", "period_shift_later", "rho", "sigma_period"} <= set(
             tree["posterior"].dataset)
+
+
+def test_ar1_structure_fits_end_to_end(periods_dir, tmp_path):
+    import tomli_w
+
+    from munirank.cli import run
+    from munirank.input.spec import load_spec, spec_to_dict
+
+    spec = spec_to_dict(load_spec(periods_dir / "spec.toml"))
+    spec["model"]["periods"] = "ar1"
+    spec["data"]["municipal_table"] = str(periods_dir / "municipal.csv")
+    (tmp_path / "ar1.toml").write_text(tomli_w.dumps(spec))
+    out = tmp_path / "fit"
+    assert run(["fit", str(periods_dir / "spells.csv"), "--spec", str(tmp_path / "ar1.toml"),
+                "--out", str(out), "--draws", "100", "--tune", "100", "--chains", "2",
+                "--allow-unconverged", "--quiet"]) == 0
+    summary = json.loads((out / "periods.json").read_text())
+    assert summary["structure"] == "ar1" and "sigma_period" not in summary
+    assert -1 <= summary["rho"]["interval"][0] <= summary["rho"]["interval"][1] <= 1
+    assert len(pd.read_csv(out / "municipalities.csv")) == 39
