@@ -123,7 +123,7 @@ def test_change_lines_word_the_overlap_and_the_spread():
                                                                                      SPEC)))
     assert "Of the 3 fastest of 12 in 2007 by point estimates" in text
     assert "If no municipality had truly changed" in text
-    assert "Lists drawn at random would share 0.8" in text
+    assert "Lists drawn at random would share 0.8 (90% interval 0 to 2)" in text
     assert "between the fastest and the slowest of 12" in text
     assert "correlated 0.80 (90% interval 0.80 to 0.80)" in text
 

@@ -28,7 +28,8 @@ HEAD = "Changes between periods (posterior probabilities; the table is in change
 def _interval(s: dict[str, Any], digits: int = 1) -> str:
     lo, hi = s["interval"]
     level = f"{s['ci_prob']:.0%}"
-    return f"{s['mean']:.{digits}f} ({level} interval {lo:.{digits}f} to {hi:.{digits}f})"
+    bounds = 0 if float(lo).is_integer() and float(hi).is_integer() else digits  # counts
+    return f"{s['mean']:.{digits}f} ({level} interval {lo:.{bounds}f} to {hi:.{bounds}f})"
 
 
 def _named(rows: pd.DataFrame, column: str, p: float, limit: int = 10) -> str:
@@ -88,8 +89,8 @@ def change_lines(summary: dict[str, Any], changes: pd.DataFrame) -> list[str]:
         ranked = ("the [ranking] subset" if summary["ranked"] == "subset"
                   else "all municipalities")
         lines += ["", f"From {o['from']} to {o['to']}: {len(rows)} municipalities are in both "
-                  f"periods; the top and bottom {k} lists rank {ranked} ({o['n_common']} in "
-                  "both), the probabilities of each municipality rank all:",
+                  f"periods. The top and bottom {k} lists are of {ranked} ({o['n_common']} in "
+                  "both); the probabilities named after them rank all municipalities.",
                   *overlap_lines(o, "top"), *overlap_lines(o, "bottom"),
                   f"Among the {k} fastest in both with probability at least {ci:.2f}: "
                   f"{_named(rows, f'p_top{k}_both', ci)}.",
