@@ -106,8 +106,7 @@ def fit(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
     from munirank.checking import predictive
 
     groups = predictive.survival_groups(episodes, named=spec_obj.ranking.subset)
-    km = predictive.km_tables(episodes, groups, ci_prob=spec_obj.sampling.ci_prob,
-                              min_cell=spec_obj.disclosure.min_cell)  # the data's part
+    km = _observed_curves(episodes, groups, spec_obj)  # the data's part
     t_data = time.perf_counter()
     tree, timing = _sampled(episodes, spec_obj, progressbar=progressbar)
     t_sampled = time.perf_counter()
@@ -158,6 +157,18 @@ def _sampled(episodes: xr.Dataset, spec: Spec, *,
         return sample_posterior(model, spec.sampling, progressbar=progressbar)
 
 
+def _observed_curves(episodes: xr.Dataset, groups: list[str], spec: Spec) -> list[pd.DataFrame]:
+    """Kaplan-Meier curves, or with competing outcomes Aalen-Johansen ones (checking)."""
+    from munirank.checking import predictive
+
+    ci, min_cell = spec.sampling.ci_prob, spec.disclosure.min_cell
+    if "outcome" in episodes.dims:
+        from munirank.checking import incidence
+
+        return incidence.aalen_johansen_tables(episodes, groups, ci_prob=ci, min_cell=min_cell)
+    return predictive.km_tables(episodes, groups, ci_prob=ci, min_cell=min_cell)
+
+
 @dataclass(frozen=True)
 class _Results:
     """What the posterior stage computed from the draws (before anything is written)."""
@@ -167,8 +178,9 @@ class _Results:
     diagnostics: dict[str, Any]
     municipalities: pd.DataFrame
     covariates: pd.DataFrame
-    survival: pd.DataFrame
+    survival: pd.DataFrame | None
     old_municipalities: pd.DataFrame | None  # nested ([data] parent): their own effects
+    extra: dict[str, pd.DataFrame] = field(default_factory=dict)  # more tables, by file name
 
 
 def _summarised(tree: xr.DataTree, episodes: xr.Dataset, spec: Spec, *,
@@ -180,6 +192,8 @@ def _summarised(tree: xr.DataTree, episodes: xr.Dataset, spec: Spec, *,
 
     posterior = tree["posterior"].dataset
     diag = diagnostics.convergence(tree, var_names=list(PARAMETERS))
+    if "outcome" in episodes.dims:  # competing outcomes (posterior.outcome_tables)
+        return _summarised_outcomes(tree, episodes, spec, diag, survival_km)
     derived = tables.derived_draws(posterior, episodes, spec)
     ci, groups_km = spec.sampling.ci_prob, survival_km
     result_tree = _result_tree(tree, derived)
@@ -193,6 +207,31 @@ def _summarised(tree: xr.DataTree, episodes: xr.Dataset, spec: Spec, *,
                                            groups=groups_km[0], km=groups_km[1],
                                            min_cell=spec.disclosure.min_cell),
         old_municipalities=tables.old_municipality_table(posterior, derived, episodes, spec))
+
+
+def _summarised_outcomes(tree: xr.DataTree, episodes: xr.Dataset, spec: Spec,
+                         diag: dict[str, Any],
+                         survival_km: tuple[list[str], list[pd.DataFrame]]) -> _Results:
+    from munirank.checking import incidence
+    from munirank.output import disclosure
+    from munirank.posterior import outcome_tables as ot
+
+    posterior = tree["posterior"].dataset
+    derived = ot.derived_outcome_draws(posterior, episodes, spec)
+    ci, converged = spec.sampling.ci_prob, diag["converged"]
+    result_tree = _result_tree(tree, derived)
+    disclosure.check_aggregate(result_tree)
+    extra = {"outcomes.csv": ot.outcome_table(posterior, derived, episodes, spec,
+                                              converged=converged),
+             "outcome_correlations.csv": ot.correlation_table(posterior, ci_prob=ci),
+             "incidence.csv": incidence.incidence_table(
+                 posterior, episodes, groups=survival_km[0], observed=survival_km[1],
+                 ci_prob=ci)}
+    return _Results(
+        tree=result_tree, derived=derived, diagnostics=diag,
+        municipalities=ot.combined_table(derived, episodes, spec, converged=converged),
+        covariates=ot.covariate_table_outcomes(posterior, episodes, ci_prob=ci),
+        survival=None, old_municipalities=None, extra=extra)
 
 
 def _run_record(data: str | Path, spec: Spec, spec_file: str, episodes: xr.Dataset,
@@ -216,7 +255,10 @@ def _write(folder: Path, results: _Results, spec: Spec, run: dict[str, Any]) -> 
 
     files.write_csv(results.municipalities, folder / "municipalities.csv")
     files.write_csv(results.covariates, folder / "covariates.csv")
-    files.write_csv(results.survival, folder / "survival.csv")
+    if results.survival is not None:  # competing outcomes: incidence.csv instead
+        files.write_csv(results.survival, folder / "survival.csv")
+    for name, table in results.extra.items():
+        files.write_csv(table, folder / name)
     subset = tables.subset_table(results.derived, spec)
     if subset is not None:
         files.write_csv(subset, folder / "ranks_subset.csv")
@@ -242,9 +284,10 @@ def _result_tree(tree: xr.DataTree, derived: xr.Dataset) -> xr.DataTree:
     keep = [v for v in posterior.data_vars if v in (*PARAMETERS, "u_raw")]
     months = ["observed_months", "expected_months", "effect_months"]
     old = [f"{v}_old" for v in months if f"{v}_old" in derived]  # nested: old municipalities
+    per_outcome = [f"{v}_outcome" for v in (*months, "rank") if f"{v}_outcome" in derived]
     groups = {
         "posterior": posterior[keep],
-        "derived": derived[[*months, "rank", *old]],
+        "derived": derived[[*months, "rank", *old, *per_outcome]],
         "sample_stats": tree["sample_stats"].dataset,
     }
     out = xr.DataTree.from_dict(groups)

@@ -99,6 +99,16 @@ class DataSpec:
     # the column with each row's new municipality: the group's (old) municipalities are
     # nested in these, and these are ranked (``munirank episodes`` writes ``<group>_new``)
     parent: str | None = None
+    # competing outcomes: the column naming the outcome each event reached (blank on censored
+    # rows); one cause-specific Weibull per outcome (:mod:`munirank.model.outcomes`)
+    outcome: str | None = None
+    # the outcomes' labels in the order of the outputs (default: most events first); a label
+    # listed here without events is refused
+    outcomes: tuple[str, ...] = ()
+
+
+MAX_OUTCOMES = 5
+"""At most this many competing outcomes (``[data] outcome``)."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +146,7 @@ class PriorSpec:
     beta0_sigma: float = 1.0
     nu: float = 4.0
     sigma_old_sigma: float = 0.5  # sigma_old ~ HalfNormal: old municipalities within a new one
+    lkj_eta: float = 2.0  # competing outcomes: LKJ(eta) prior on the effects' correlation
 
 
 @dataclass(frozen=True)
@@ -344,6 +355,17 @@ def check_spec(spec: Spec, *, file: str = "spec") -> None:
         (spec.data.parent is None or spec.sampling.method != "laplace", "sampling.method",
          "laplace integrates over sigma only: nested municipalities ([data] parent) need "
          "method = \"nuts\""),
+        (spec.model.priors.lkj_eta > 0, "model.priors.lkj_eta", "must be positive"),
+        (spec.data.outcome is None or spec.model.group_effect == "normal",
+         "model.group_effect", "competing outcomes ([data] outcome) have normal effects "
+         "(correlated across outcomes): use group_effect = \"normal\""),
+        (spec.data.outcome is None or spec.sampling.method != "laplace", "sampling.method",
+         "laplace approximates the single-outcome model only: competing outcomes ([data] "
+         "outcome) need method = \"nuts\""),
+        (not spec.data.outcomes or spec.data.outcome is not None, "data.outcomes",
+         "lists the labels of [data] outcome: set [data] outcome too"),
+        (len(spec.data.outcomes) <= MAX_OUTCOMES, "data.outcomes",
+         f"at most {MAX_OUTCOMES} competing outcomes"),
         (spec.data.crosswalk_level in CROSSWALK_LEVELS, "data.crosswalk_level",
          f"must be one of {CROSSWALK_LEVELS}"),
         (len(spec.data.crosswalk_columns) == 3, "data.crosswalk_columns",
@@ -409,6 +431,10 @@ def spec_to_dict(spec: Spec) -> dict[str, Any]:
             out["data"].pop(key)
     if spec.model.priors.sigma_old_sigma == PriorSpec().sigma_old_sigma:
         out["model"]["priors"].pop("sigma_old_sigma")  # read only with [data] parent
+    if spec.model.priors.lkj_eta == PriorSpec().lkj_eta:
+        out["model"]["priors"].pop("lkj_eta")  # read only with [data] outcome
+    if not spec.data.outcomes:
+        out["data"].pop("outcomes")
 
     def clean(v: Any) -> Any:
         if isinstance(v, dict):

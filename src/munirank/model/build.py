@@ -214,6 +214,10 @@ def create_model(episodes: xr.Dataset, spec: ModelSpec) -> pm.Model:
     """
     if spec.baseline != "weibull":
         return _create_alternative(episodes, spec)
+    if "outcome" in episodes.dims:  # competing outcomes (model.outcomes)
+        from munirank.model.outcomes import create_outcome_model
+
+        return create_outcome_model(episodes, spec)
     if "cell" in episodes.dims:  # a municipal table by year, or nesting (model.cells)
         from munirank.model.cells import create_cell_model
 
@@ -409,7 +413,7 @@ def _aft_ph_loglik_tensor(baseline, eta, alpha, t, s, d, delayed):  # noqa: ANN0
 
 
 PARAMETERS = ("alpha", "beta0", "beta", "gamma", "sigma", "u", "log_piece", "sigma_old",
-              "u_old")
+              "u_old", "rho")
 
 
 def pointwise_loglik(posterior: xr.Dataset, episodes: xr.Dataset, *,

@@ -21,7 +21,8 @@ import xarray as xr
 from munirank.errors import DisclosureError
 
 AGGREGATE_DIMS = frozenset({"chain", "draw", "municipality", "subset_municipality",
-                            "old_municipality", "covariate", "municipal_covariate", "piece"})
+                            "old_municipality", "covariate", "municipal_covariate", "piece",
+                            "outcome", "outcome_pair"})
 PERSON_GROUPS = frozenset({"constant_data", "observed_data", "log_likelihood",
                            "posterior_predictive", "prior_predictive", "predictions"})
 

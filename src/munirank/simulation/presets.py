@@ -150,6 +150,8 @@ PRESETS: dict[str, Preset] = {
 
 NAMES = ("tiny", "dk-1999-2005", "no-2012-2018")
 """Every preset's name (``dk-1999-2005`` is built from the bundled facts when asked for)."""
+OUTCOME_NAMES = ("tiny-outcomes", "dk-outcomes")
+"""Presets with competing outcomes (:mod:`munirank.simulation.outcomes`; ``simulate`` only)."""
 
 
 def preset(name: str) -> Preset:
@@ -162,7 +164,8 @@ def preset(name: str) -> Preset:
                       register_columns=("permit_week",),
                       mover_share=dk["movers_share_approx"])
     if name not in PRESETS:
-        raise InputError(f"unknown preset {name!r}; known: {', '.join(NAMES)}", option="--preset")
+        raise InputError(f"unknown preset {name!r}; known: {', '.join(NAMES + OUTCOME_NAMES)}",
+                         option="--preset")
     return PRESETS[name]
 
 
