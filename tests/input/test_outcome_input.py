@@ -115,3 +115,20 @@ def test_spec_hash_unchanged_without_outcome_keys():
     d = spec_to_dict(Spec())
     assert "outcomes" not in d["data"] and "outcome" not in d["data"]
     assert "lkj_eta" not in d["model"]["priors"]
+
+
+@pytest.mark.parametrize("command", ["check", "compare"])
+def test_check_and_compare_refuse_outcomes(command, outcomes_dir, tmp_path, capsys):
+    data, spec = _copy(outcomes_dir, tmp_path)
+    out = tmp_path / command
+    assert run([command, str(data), "--spec", str(spec), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "data.outcome" in err and "\n" not in err and not out.exists()
+
+
+def test_default_spec_hash_is_as_before_issue_26():
+    """Specs without the outcome keys hash as they did before the keys existed (main 7d8939d)."""
+    from munirank.input.spec import Spec, spec_hash
+
+    assert spec_hash(Spec()) == ("068dc82d55b696aaff1d56564de7b822"
+                                 "0d8f43b10b8b733d31ae492675ce0619")

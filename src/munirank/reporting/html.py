@@ -261,10 +261,15 @@ def statement_rows(ff: FitFolder) -> list[dict[str, Any]]:
 
 def build_context(ff: FitFolder, figures: dict[str, str]) -> dict[str, Any]:
     """Everything the template shows."""
+    from munirank.reporting.outcomes import outcome_context
+
     spec = ff.run.get("spec", {})
     covs = ff.covariates.to_dict("records") if ff.covariates is not None else []
+    outcomes = outcome_context(ff.path, top_k=ff.top_k)  # None without [data] outcome
     return {
-        "title": f"munirank report: {ff.path.name}", "sections": SECTIONS,
+        "title": f"munirank report: {ff.path.name}",
+        "sections": SECTIONS if outcomes is None else (*SECTIONS[:5], "outcomes", *SECTIONS[5:]),
+        "outcomes": outcomes,
         "figures": figures, "ci_pct": f"{100 * ff.ci_prob:g} %",
         "one_sided_pct": f"{100 * (1 + ff.ci_prob) / 2:g} %", "top_k": ff.top_k,
         "min_cell": ff.min_cell, "converged": bool(ff.diagnostics.get("converged", False)),
