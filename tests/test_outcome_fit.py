@@ -79,3 +79,10 @@ def test_report_shows_the_outcomes_side_by_side(short_fit, tmp_path):
     assert 'id="outcomes"' in html and 'href="#outcomes"' in html
     assert "selvforsoergelse" in html and "uddannelse" in html
     assert "Correlation of the municipality effects" in html
+
+
+def test_statements_per_outcome(short_fit):
+    text = (short_fit / "statements.txt").read_text()
+    assert "Among all" in text
+    assert "Outcome 'selvforsoergelse', among all" in text
+    assert "Outcome 'uddannelse', among all" in text

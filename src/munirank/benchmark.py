@@ -265,6 +265,11 @@ def _write(folder: Path, results: _Results, spec: Spec, run: dict[str, Any]) -> 
     if results.old_municipalities is not None:
         files.write_csv(results.old_municipalities, folder / "old_municipalities.csv")
     statements.write_statements(results.derived, results.municipalities, spec, folder)
+    if "rank_outcome" in results.derived:  # competing outcomes: each outcome's statements
+        from munirank.posterior.outcome_tables import outcome_statements_text
+
+        with (folder / "statements.txt").open("a", encoding="utf-8") as text:
+            text.write("\n" + outcome_statements_text(results.derived, spec))
     files.write_json(results.diagnostics, folder / "diagnostics.json")
     files.write_json(run, folder / "run.json")
     results.tree.to_netcdf(folder / "posterior.nc", engine="netcdf4",

@@ -31,11 +31,12 @@ def test_quadrature_matches_adaptive_integration():
     def lam(t):
         return np.exp(eta) * t**alpha
 
-    def integrand(s, k):
-        return (horizon - s) * alpha[k] / s * lam(s)[k] * np.exp(-lam(s).sum())
+    def integrand(w, k):  # s = horizon w^4 removes the s^(alpha - 1) singularity at 0
+        s = horizon * w**4
+        return (horizon - s) * alpha[k] * lam(s)[k] * np.exp(-lam(s).sum()) * 4 / w
 
-    exact = [horizon - integrate.quad(integrand, 0, horizon, args=(k,), limit=200,
-                                      points=[0.01, 1.0])[0] for k in range(2)]
+    exact = [horizon - integrate.quad(integrand, 1e-12, 1.0, args=(k,), limit=200,
+                                      epsabs=1e-10)[0] for k in range(2)]
     obs, _ = true_months(eta[None, :], np.zeros((1, 2)), alpha, np.zeros(1, int), 1, horizon)
     assert obs[0] == pytest.approx(exact, abs=1e-4)
 

@@ -152,3 +152,23 @@ def covariate_table_outcomes(posterior: xr.Dataset, episodes: xr.Dataset, *,
     out = pd.concat(parts, ignore_index=True)
     out.attrs["ci_prob"] = ci_prob
     return out
+
+
+def outcome_statements_text(derived: xr.Dataset, spec: Spec) -> str:
+    """The ranking statements of each outcome (rank 1 = fastest to it), for statements.txt.
+
+    The same sentences as for the combined outcome (:mod:`munirank.posterior.statements`),
+    from each outcome's rank draws, under one heading per outcome.
+    """
+    from munirank.posterior.statements import statements_for
+
+    lines = []
+    for label in derived["outcome"].to_numpy().tolist():
+        ranks = derived["rank_outcome"].sel(outcome=label, drop=True).rename("rank")
+        for r in statements_for(ranks, top_k=spec.ranking.top_k, ci_prob=spec.sampling.ci_prob,
+                                subset=spec.ranking.subset):
+            head = "among all" if r.scope == "all" else "within the named subset of"
+            lines += [f"Outcome {label!r}, {head} {r.n_ranked} municipalities (rank 1 = fastest "
+                      f"to {label}; probabilities are posterior probabilities):",
+                      *r.sentences, ""]
+    return "\n".join(lines)
