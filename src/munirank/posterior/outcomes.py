@@ -25,9 +25,9 @@ outcome k. Per draw and municipality, as for the single outcome (:mod:`.effects`
   reaching outcome k by the horizon.
 
 No closed form exists when the shapes differ, so the integrals are composite Gauss-Legendre
-sums on fixed nodes (:func:`incidence_nodes`, panels shrinking towards 0 where
-:math:`s^{\alpha-1}` is singular for :math:`\alpha < 1`; tested against scipy's adaptive
-quadrature to 1e-4 months). Each node costs K + 1 exponentials per episode and draw, twice
+sums on 32 fixed nodes in :math:`v = (s/\tau)^{1/4}` (:func:`incidence_nodes`: the
+substitution removes the singularity of :math:`s^{\alpha-1}` at 0; tested against scipy's adaptive
+quadrature to 1e-5 months). Each node costs K + 1 exponentials per episode and draw, twice
 (observed and expected), so the effects use at most :data:`MAX_DRAWS` draws, thinned evenly
 within each chain (the Monte Carlo error of P(top 10) from 1,000 draws is at most 0.016).
 """
@@ -46,17 +46,26 @@ from munirank.posterior import ranks as rk
 
 MAX_DRAWS = 1000
 """The outcome effects use at most this many draws (thinned evenly within each chain)."""
-_PANELS = (0.0, 1 / 256, 1 / 64, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 3 / 4, 1.0)
-_GL_NODES = 5
+_PANELS = (0.0, 0.25, 0.5, 0.75, 1.0)
+_GL_NODES = 8
+_POWER = 4
 _BLOCK = 256
 
 
 def incidence_nodes(horizon: float) -> tuple[np.ndarray, np.ndarray]:
-    """Composite Gauss-Legendre nodes and weights on [0, horizon] (months), 40 nodes."""
-    edges = horizon * np.asarray(_PANELS)
+    r"""Nodes and weights on [0, horizon] (months) for integrands with :math:`s^{\alpha - 1}`.
+
+    Substituting :math:`s = \tau v^4` turns :math:`h_k(s)\,ds \propto s^{\alpha_k - 1} ds`
+    into :math:`v^{4\alpha_k - 1} dv`, smooth enough for Gauss-Legendre for the shapes that
+    occur (singular in s for :math:`\alpha < 1`); 4 panels of 8 nodes in v. Error against
+    scipy's adaptive quadrature below 1e-5 months for shapes 0.5-2 (measured; 24 nodes gave
+    3e-5, 40 nodes on panels in s shrinking towards 0 gave 1.3e-3 at shape 0.7).
+    """
     x, w = np.polynomial.legendre.leggauss(_GL_NODES)
+    edges = np.asarray(_PANELS)
     half = np.diff(edges)[:, None] / 2
-    return (edges[:-1, None] + half * (x + 1)).ravel(), (half * w).ravel()
+    v, v_w = (edges[:-1, None] + half * (x + 1)).ravel(), (half * w).ravel()
+    return horizon * v**_POWER, v_w * horizon * _POWER * v ** (_POWER - 1)
 
 
 def thin_within_chains(posterior: xr.Dataset, max_draws: int = MAX_DRAWS) -> xr.Dataset:

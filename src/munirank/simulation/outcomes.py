@@ -16,11 +16,11 @@ outcome, or is censored at the end of follow-up or at a move (movers as in
 anew from the move, and one non-mover fewer there so that spell counts stay as published).
 
 ``dk-outcomes``: the persons, municipal covariates and spell counts of ``dk-1999-2005``
-(23,563 spells, 271 municipalities, weeks), uncalibrated Weibull baselines whose rates
-:math:`r_k` give the split of AKF 2006 table 1: 31.8 % of spells end in self-support and
-2.8 % in education (the rates were found by :func:`calibrate_rates` with seed 0; every seed
-reproduces them within about a percentage point, tested). Self-support has the dk
-preset's covariate effects; education is faster for the young and for women.
+(23,563 spells, 271 municipalities, weeks) and Weibull baselines whose rates :math:`r_k` are
+calibrated to each simulated register (as the dk preset's baseline is) so that it has the
+split of AKF 2006 table 1: 31.8 % of spells end in self-support and 2.8 % in education
+(:func:`_calibrated_shift`; within 0.3 percentage points for every seed tried). Self-support
+has the dk preset's covariate effects; education is faster for the young and for women.
 
 The truth uses the fit's own definitions (:mod:`munirank.posterior.outcomes`, the same
 quadrature): per outcome the effect in months on the time free of it, per municipality over
@@ -76,6 +76,7 @@ class OutcomePreset:
     causes: tuple[Cause, ...]
     rho: float = 0.3  # correlation of the municipality effects between the outcomes
     overrides: dict[str, object] = field(default_factory=dict)
+    shares: tuple[float, ...] = ()  # target shares of spells per outcome (calibrated), or ()
 
 
 EDUCATION_INDIVIDUAL = {"male": -0.15, "age": -0.07, "children": -0.1, "partner[danish]": 0.3,
@@ -90,9 +91,9 @@ PRESETS = {
                 Cause("education", 0.9, 0.012, 0.4, {"male": -0.2, "age": -0.06},
                       {"unemployment": 0.1}))),
     "dk-outcomes": OutcomePreset(
-        base="dk-1999-2005", rho=0.3,
-        causes=(Cause("self_support", 1.1, 0.00655, 0.4, DK_INDIVIDUAL, DK_MUNICIPAL),
-                Cause("education", 0.9, 0.00108, 0.4, EDUCATION_INDIVIDUAL,
+        base="dk-1999-2005", rho=0.3, shares=(0.318, 0.028),
+        causes=(Cause("self_support", 1.1, 0.00397, 0.4, DK_INDIVIDUAL, DK_MUNICIPAL),
+                Cause("education", 0.9, 0.000815, 0.4, EDUCATION_INDIVIDUAL,
                       EDUCATION_MUNICIPAL))),
 }
 NAMES = OUTCOME_NAMES
@@ -146,12 +147,39 @@ def simulate_outcome_register(name: str, seed: int, **overrides: object) -> dict
     eta_x = np.stack([linear_predictor(persons, c.individual) + np.log(c.rate)
                       for c in op.causes], axis=1)
     alpha = np.array([c.alpha for c in op.causes])
+    eta_x = eta_x + _calibrated_shift(op, origin, eta_x, mu_z + u, alpha, follow, p, rng)
     episodes = _episodes(origin, eta_x, mu_z + u, alpha, follow, p, rng)
     labels = [c.label for c in op.causes]
     spells = _spells_table(episodes, persons, names, labels, p)
     truth, truth_outcomes = _truth(episodes, eta_x, mu_z, u, alpha, names, labels, p)
     return {"spells": spells, "municipal": municipal.reset_index(), "truth": truth,
             "truth_outcomes": truth_outcomes}
+
+
+CALIBRATION_ROUNDS = 8
+
+
+def _calibrated_shift(op: OutcomePreset, origin: np.ndarray, eta_x: np.ndarray,
+                      muni_eta: np.ndarray, alpha: np.ndarray, follow: np.ndarray, p: Preset,
+                      rng: np.random.Generator) -> np.ndarray:
+    """Log-rate shifts per outcome that give this register the preset's shares of spells.
+
+    As the calibrated dk preset fits its baseline to each simulated register: fixed-point
+    steps log r_k += log(target_k / share_k), each on the episodes drawn with the same random
+    numbers as the register's own (a copy of ``rng``, which is not advanced), so that the
+    shares of every seed meet the targets up to the rounding of whole spells.
+    """
+    shift = np.zeros(len(alpha))
+    if not op.shares:
+        return shift
+    state = rng.bit_generator.state
+    for _ in range(CALIBRATION_ROUNDS):
+        trial = np.random.default_rng()
+        trial.bit_generator.state = state
+        cause = _episodes(origin, eta_x + shift, muni_eta, alpha, follow, p, trial)["cause"]
+        counts = np.bincount(cause[cause >= 0], minlength=len(alpha))
+        shift += np.log(np.asarray(op.shares) * len(cause) / np.maximum(counts, 1))
+    return shift
 
 
 def _episodes(origin: np.ndarray, eta_x: np.ndarray, muni_eta: np.ndarray, alpha: np.ndarray,
@@ -277,24 +305,3 @@ def write_outcome_register(name: str, seed: int, out: str | Path, *,
                      "outcomes": [c.label for c in PRESETS[name].causes]}
     (out / "spec.toml").write_text(tomli_w.dumps(spec))
     return out
-
-
-def calibrate_rates(name: str, targets: dict[str, float], *, seed: int = 0,
-                    rounds: int = 6) -> dict[str, float]:
-    """Rates r_k whose simulated shares of spells ending in each outcome meet ``targets``.
-
-    Fixed-point iteration on log r_k += log(target_k / share_k), each round one simulated
-    register (how the rates of :data:`PRESETS` were found).
-    """
-    op = PRESETS[name]
-    rates = {c.label: c.rate for c in op.causes}
-    for _ in range(rounds):
-        causes = tuple(replace(c, rate=rates[c.label]) for c in op.causes)
-        PRESETS[name] = replace(op, causes=causes)
-        try:
-            spells = simulate_outcome_register(name, seed)["spells"]
-        finally:
-            PRESETS[name] = op
-        shares = spells["outcome"].value_counts() / len(spells)
-        rates = {k: r * targets[k] / float(shares.get(k, 1e-3)) for k, r in rates.items()}
-    return rates
