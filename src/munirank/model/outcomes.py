@@ -54,6 +54,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
+from scipy import special
 
 from munirank.input.episodes import as_codes
 from munirank.input.spec import ModelSpec
@@ -130,7 +131,8 @@ def create_outcome_model(episodes: xr.Dataset, spec: ModelSpec) -> pm.Model:
         gamma = pm.Normal("gamma", 0.0, p.gamma_sigma, dims=("outcome", "municipal_covariate"))
         chol, corr, sigma = pm.LKJCholeskyCov(
             "chol", n=n_out, eta=p.lkj_eta, compute_corr=True, store_in_trace=False,
-            sd_dist=pm.HalfNormal.dist(p.sigma_sigma, shape=n_out))
+            sd_dist=pm.HalfNormal.dist(p.sigma_sigma, shape=n_out),
+            initval=_initial_cholesky(n_out, p.sigma_sigma))
         pm.Deterministic("sigma", sigma, dims="outcome")
         upper = np.triu_indices(n_out, 1)
         pm.Deterministic("rho", corr[upper], dims="outcome_pair")
@@ -148,6 +150,19 @@ def create_outcome_model(episodes: xr.Dataset, spec: ModelSpec) -> pm.Model:
                                                              alpha[k], hazard_vars)
         pm.Potential("loglik", loglik)
     return model
+
+
+def _initial_cholesky(n_out: int, sigma_sigma: float) -> np.ndarray:
+    """The packed Cholesky factor to start from: no correlation, the prior median SDs.
+
+    Given explicitly because PyMC's default start (the support point) of an LKJ Cholesky
+    factor is a Scan compiled by PyTensor's C backend, which looks for a BLAS library (a
+    warning where there is none) and compiles in every process.
+    """
+    packed = np.zeros(n_out * (n_out + 1) // 2)
+    diagonal = np.arange(1, n_out + 1) * np.arange(2, n_out + 2) // 2 - 1
+    packed[diagonal] = sigma_sigma * special.erfinv(0.5) * np.sqrt(2.0)
+    return packed
 
 
 def _correlated_effects(spec: ModelSpec, chol: pt.TensorVariable, weights: pt.TensorVariable,

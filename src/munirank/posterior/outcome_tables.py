@@ -146,7 +146,8 @@ def covariate_table_outcomes(posterior: xr.Dataset, episodes: xr.Dataset, *,
     """covariates.csv of an outcomes fit: the single-outcome table per outcome."""
     parts = []
     for label in posterior["outcome"].to_numpy().tolist():
-        part = covariate_table(posterior.sel(outcome=label), episodes, ci_prob=ci_prob)
+        part = covariate_table(posterior.sel(outcome=label, drop=True), episodes,
+                               ci_prob=ci_prob)
         part.insert(0, "outcome", label)
         parts.append(part)
     out = pd.concat(parts, ignore_index=True)
