@@ -137,23 +137,29 @@ def aalen_johansen_tables(episodes: xr.Dataset, groups: list[str], *, ci_prob: f
 
 
 @numba.njit(cache=True, parallel=True, fastmath=FASTMATH)
-def _mean_density(eta, c, g):  # noqa: ANN001, ANN202  # pragma: no cover - compiled
+def _mean_density(eta, power, g):  # noqa: ANN001, ANN202  # pragma: no cover - compiled
     """Per draw, node and outcome: mean over episodes of g * Lambda_k(s_j) S(s_j).
 
-    ``eta`` (draws, K, episodes); ``c`` and ``g`` (draws, nodes, K): alpha_k log(s_j / T)
-    and the quadrature weight times alpha_k / s_j.
+    ``eta`` (draws, K, episodes); ``power`` and ``g`` (draws, nodes, K): (s_j / T)^alpha_k
+    and the quadrature weight times alpha_k / s_j. Lambda_k = e^eta_k (s_j / T)^alpha_k: one
+    exponential per node for S, not one per outcome as well.
     """
     n_draw, n_out, n_ep = eta.shape
-    n_node = c.shape[1]
+    n_node = power.shape[1]
     out = np.zeros((n_draw, n_node, n_out))
     for s in numba.prange(n_draw):
+        rate = np.empty((n_out, n_ep))
         lam = np.empty((n_out, n_ep))
         total = np.empty(n_ep)
+        for k in range(n_out):
+            for i in range(n_ep):
+                rate[k, i] = fast_exp(eta[s, k, i])
         for j in range(n_node):
             total[:] = 0.0
             for k in range(n_out):
+                pj = power[s, j, k]
                 for i in range(n_ep):
-                    lam[k, i] = fast_exp(eta[s, k, i] + c[s, j, k])
+                    lam[k, i] = rate[k, i] * pj
                     total[i] += lam[k, i]
             for i in range(n_ep):
                 total[i] = fast_exp(-total[i])
@@ -187,9 +193,9 @@ def predictive_incidence(posterior: xr.Dataset, episodes: xr.Dataset, members: n
     level = np.einsum("skc,mc->smk", gamma, episodes["z"].to_numpy()) + u
     eta = (np.einsum("skc,ic->ski", beta, episodes["x"].to_numpy()[members])
            + beta0[:, :, None] + np.transpose(level[:, codes, :], (0, 2, 1)))
-    c = alpha[:, None, :] * np.log(nodes / scale)[None, :, None]
+    power = np.exp(alpha[:, None, :] * np.log(nodes / scale)[None, :, None])
     g = (weights / nodes)[None, :, None] * alpha[:, None, :]
-    density = _mean_density(np.ascontiguousarray(eta), np.ascontiguousarray(c),
+    density = _mean_density(np.ascontiguousarray(eta), np.ascontiguousarray(power),
                             np.ascontiguousarray(g))
     per_month = density.reshape(len(alpha), len(edges) - 1, _NODES_PER_MONTH, -1).sum(axis=2)
     cum = np.concatenate([np.zeros((len(alpha), 1, per_month.shape[2])),

@@ -20,8 +20,8 @@ with delayed entry:
 It separates by outcome: each outcome's part is the single-outcome likelihood of
 :mod:`munirank.model.build` with the other outcomes' events counted as censored. So the event
 terms reduce to each outcome's sufficient statistics, and the cumulative hazard of outcome k
-is one call of the compiled kernel (:mod:`munirank.model.kernel`) on the same rows (the same
-shared data) with outcome k's parameters: K calls per gradient.
+is one pass of the compiled kernel (:mod:`munirank.model.kernel`) over the same rows (the same
+shared data) with outcome k's parameters, all K in one Op (:mod:`munirank.model.hazards`).
 
 Municipality effects: :math:`u_m = L e_m`, :math:`e_m \sim N(0, I_K)`, with :math:`L` the
 Cholesky factor of :math:`\Sigma = \mathrm{diag}(\sigma) R\, \mathrm{diag}(\sigma)`,
@@ -64,7 +64,8 @@ from munirank.model.build import (
     centring_weights,
     time_scale,
 )
-from munirank.model.kernel import cumulative_hazard, hazard_data, shared_inputs
+from munirank.model.hazards import cumulative_hazards
+from munirank.model.kernel import hazard_data, shared_inputs
 
 OUTCOME_PARAMETERS = ("alpha", "beta0", "beta", "gamma", "sigma", "rho", "u")
 """The parameters of the outcome model reported and gated (``rho``: the correlations)."""
@@ -139,16 +140,12 @@ def create_outcome_model(episodes: xr.Dataset, spec: ModelSpec) -> pm.Model:
         # products as elementwise sums, not pt.dot (see model.build.create_model)
         z_gamma = (data["z"][:, None, :] * gamma[None, :, :]).sum(axis=2)  # municipality, k
         u = _correlated_effects(spec, chol, data["weights"], beta0 + z_gamma, labels)
-        loglik = 0.0
-        for k in range(n_out):
-            mu_m = z_gamma[:, k] + u[:, k]
-            event_part = (data["n_events"][k] * (pt.log(alpha[k]) + beta0[k])
-                          + (alpha[k] - 1) * data["sum_d_logt"][k]
-                          + (data["sum_d_x"][k] * beta[k]).sum()
-                          + (data["events_mk"][:, k] * mu_m).sum())
-            loglik = loglik + event_part - cumulative_hazard(beta0[k] + mu_m, beta[k],
-                                                             alpha[k], hazard_vars)
-        pm.Potential("loglik", loglik)
+        mu = z_gamma + u  # municipality, outcome
+        event_part = ((data["n_events"] * (pt.log(alpha) + beta0)).sum()
+                      + ((alpha - 1) * data["sum_d_logt"]).sum()
+                      + (data["sum_d_x"] * beta).sum() + (data["events_mk"] * mu).sum())
+        cum_hazard = cumulative_hazards((beta0 + mu).T, beta, alpha, hazard_vars)
+        pm.Potential("loglik", event_part - cum_hazard)
     return model
 
 

@@ -243,11 +243,11 @@ def true_months(eta: np.ndarray, u_rows: np.ndarray, alpha: np.ndarray, codes: n
     """
     order = np.argsort(codes, kind="stable")
     starts = np.searchsorted(codes[order], np.arange(n_munis + 1))
-    c, g_rmtl, g_cif = node_terms(alpha[None, :], horizon, horizon)
+    power, g_rmtl, g_cif = node_terms(alpha[None, :], horizon, horizon)
     base = (eta[order] + alpha * np.log(horizon)).T[None, :, :]  # model time: t / horizon
     zero = np.zeros((1, n_munis, len(alpha)))
     obs, exp_, _, _ = _incidence_sums(np.ascontiguousarray(base), zero,
-                                      np.ascontiguousarray(u_rows[None]), c, g_rmtl, g_cif,
+                                      np.ascontiguousarray(u_rows[None]), power, g_rmtl, g_cif,
                                       starts)
     n = np.maximum(np.diff(starts), 1)[:, None]
     return horizon - obs[0] / n, horizon - exp_[0] / n
