@@ -50,6 +50,7 @@ _PANELS = (0.0, 0.25, 0.5, 0.75, 1.0)
 _GL_NODES = 8
 _POWER = 4
 _BLOCK = 256
+_CHUNK = 200  # draws per chunk (bounds the memory of the linear predictors)
 
 
 def incidence_nodes(horizon: float) -> tuple[np.ndarray, np.ndarray]:
@@ -176,14 +177,21 @@ def outcome_effects(posterior: xr.Dataset, episodes: xr.Dataset, *,
     x = episodes["x"].to_numpy()[order]
     alpha = _flat(post, "alpha", "outcome")
     beta0, beta = _flat(post, "beta0", "outcome"), _flat(post, "beta", "outcome", "covariate")
-    base = np.einsum("skc,ic->ski", beta, x) + beta0[:, :, None]
     gamma = _flat(post, "gamma", "outcome", "municipal_covariate")
-    level = np.einsum("skc,mc->smk", gamma, episodes["z"].to_numpy())
-    u = _flat(post, "u", "municipality", "outcome")
+    level = np.ascontiguousarray(np.einsum("skc,mc->smk", gamma, episodes["z"].to_numpy()))
+    u = np.ascontiguousarray(_flat(post, "u", "municipality", "outcome"))
     power, g_rmtl, g_cif = node_terms(alpha, horizon, scale)
-    rmtl_obs, rmtl_exp, cif_obs, cif_exp = _incidence_sums(
-        np.ascontiguousarray(base), np.ascontiguousarray(level), np.ascontiguousarray(u),
-        power, g_rmtl, g_cif, starts)
+    sums = [np.empty(u.shape) for _ in range(4)]  # RMTL and F(tau), observed and expected
+    # draws in chunks: the linear predictors of all draws at once were 380 MB on dk-outcomes
+    chunk = int(max(2, min(_CHUNK, 10_000_000 // max(x.shape[0] * alpha.shape[1], 1))))
+    for lo in range(0, len(alpha), chunk):
+        sl = slice(lo, lo + chunk)
+        base = np.einsum("skc,ic->ski", beta[sl], x) + beta0[sl, :, None]
+        for out, part in zip(sums, _incidence_sums(
+                np.ascontiguousarray(base), level[sl], u[sl], power[sl], g_rmtl[sl],
+                g_cif[sl], starts), strict=True):
+            out[sl] = part
+    rmtl_obs, rmtl_exp, cif_obs, cif_exp = sums
     shape = (post.sizes["chain"], post.sizes["draw"], n_muni, -1)
     dims = ("chain", "draw", "municipality", "outcome")
     obs_k = (horizon - rmtl_obs / counts).reshape(shape)
