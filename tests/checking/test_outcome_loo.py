@@ -58,4 +58,5 @@ def test_competing_outcomes_beat_constant_shares_by_loo(outcomes_dir):
              for ep in (episodes, without_outcomes(episodes))]
     table = outcome_loo_table(trees[0], trees[1], episodes)
     assert table["model"].tolist()[0] == "competing_outcomes"
-    assert table["elpd_diff"].iloc[1] > 4 * table["dse"].iloc[1]
+    # the single-outcome model is far behind (arviz-stats signs the difference to the best)
+    assert abs(table["elpd_diff"].iloc[1]) > 4 * table["dse"].iloc[1]
