@@ -143,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("simulate", help="simulate a register with known truth")
     p.add_argument("--preset", required=True,
-                   help="tiny, tiny-panel, dk-1999-2005 or no-2012-2018")
+                   help="tiny, tiny-panel, dk-1999-2005, no-2012-2018, or with competing "
+                   "outcomes tiny-outcomes or dk-outcomes")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--effect-sd", type=float, help="SD of true municipality log hazard ratios")
@@ -224,7 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_delegate("posterior.statements", "pairwise_command"))
 
     p = sub.add_parser("study", help="simulation study: both methods scored against truth")
-    p.add_argument("--preset", required=True, help="tiny, dk-1999-2005 or no-2012-2018")
+    p.add_argument("--preset", required=True,
+                   help="tiny, dk-1999-2005 or no-2012-2018; tiny-outcomes or dk-outcomes: "
+                   "recovery of competing outcomes (fit only, replicates in this process)")
     p.add_argument("--replicates", type=int, required=True)
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--scheduler", help="address of an existing dask scheduler")
