@@ -8,49 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from scipy import integrate, stats
 
 from conftest import fake_posterior
 from munirank.checking import alternatives as checks
 from munirank.checking import predictive
 from munirank.input.spec import BASELINES
-from munirank.model.build import pointwise_loglik, survival_link
-from munirank.posterior.effects import (
-    duration_effects,
-    duration_effects_quadrature,
-    rmst_nodes,
-    rmst_table,
-)
-
-
-def test_quadrature_effects_match_weibull_closed_form(tiny_episodes, tiny_posterior):
-    exact = duration_effects(tiny_posterior, tiny_episodes)
-    quad = duration_effects_quadrature(tiny_posterior, tiny_episodes, baseline="weibull")
-    for name in ("observed_months", "expected_months", "effect_months"):
-        np.testing.assert_allclose(quad[name], exact[name], atol=0.01)
-
-
-@pytest.mark.parametrize("baseline", ["loglogistic", "lognormal"])
-@pytest.mark.parametrize("alpha", [0.6, 1.5])
-def test_rmst_table_matches_adaptive_quadrature(baseline, alpha):
-    horizon = 48.0
-    nodes, weights = rmst_nodes(horizon, (6.0, 12.0))
-    eta = np.array([-3.0, -0.5, 0.0, 1.5])
-    table = rmst_table(baseline, alpha * np.log(nodes / horizon), weights, eta)
-    exact = [integrate.quad(lambda t, e=e: survival_link(baseline, e + alpha * np.log(t / horizon)),
-                            0, horizon, limit=200)[0] for e in eta]
-    np.testing.assert_allclose(table, exact, rtol=1e-5)
-
-
-def test_lognormal_rmst_matches_closed_form():
-    """E[min(T, tau)] of a log-normal: exp(mu + s^2/2) Phi((log tau - mu - s^2)/s) + tau S(tau)."""
-    nodes, weights = rmst_nodes(48.0)
-    alpha, eta = 1.2, np.array([-1.0, 0.4])
-    mu, s = np.log(48.0) - eta / alpha, 1 / alpha  # log T in months
-    closed = (np.exp(mu + s**2 / 2) * stats.norm.cdf((np.log(48) - mu - s**2) / s)
-              + 48 * stats.norm.sf((np.log(48) - mu) / s))
-    table = rmst_table("lognormal", alpha * np.log(nodes / 48.0), weights, eta)
-    np.testing.assert_allclose(table, closed, rtol=1e-5)
+from munirank.model.build import pointwise_loglik
 
 
 def test_variants_change_one_thing_each(tiny_spec):
@@ -148,6 +111,13 @@ def test_check_on_tiny_writes_loo_table_without_person_data(tiny_dir, tiny_spec,
     assert sens["model"].tolist() == ["loglogistic"] and -1 <= sens["spearman_rank_mean"][0] <= 1
     check = json.loads((tmp_path / "check" / "check.json").read_text())
     assert "alpha" in check["prior_sensitivity"] and check["chosen_model"] == "weibull"
+    for model in check["models"].values():  # where each model's seconds went (bench: check)
+        assert set(model["timings"]) == {"model_seconds", "compile_seconds", "draw_seconds",
+                                         "diagnostics_seconds", "loo_seconds",
+                                         "effects_ranks_seconds"}
+        assert sum(model["timings"].values()) <= model["seconds"] + 0.1
+    assert set(check["timings"]) == {"read_seconds", "models_seconds", "compare_seconds",
+                                     "prior_sensitivity_seconds", "completion_seconds"}
     n_ep = result["check"]["n_episodes"]
     for f in (tmp_path / "check").iterdir():  # aggregates only: no file has a row per episode
         if f.suffix == ".csv":

@@ -165,7 +165,12 @@ def test_study_survives_a_killed_worker_and_resume_skips_finished(tmp_path, fake
                        "cutoff": 80})
     first = fake_replicate("tiny", 0, 1, str(out), {}, {}, 80)  # finished before a stop
     stamp0 = st.replicate_path(out, 0).stat().st_mtime_ns
+    threads = (*st.THREAD_ENV, "NUMBA_NUM_THREADS")
+    env_before = {k: os.environ.get(k) for k in threads}
     summary = st.study("tiny", 6, out, workers=2, progressbar=False)
+    # the workers' one-thread settings stay out of the caller's process (dask's nanny sets
+    # them there before each spawn, the killed worker's restart included)
+    assert {k: os.environ.get(k) for k in threads} == env_before
     assert (out / "killed_3").exists()  # a worker did die mid-run
     assert summary["replicates_done"] == 6 and summary["failures"] == []
     assert st.replicate_path(out, 0).stat().st_mtime_ns == stamp0  # skipped, not rerun

@@ -6,14 +6,15 @@ log-normal, piecewise exponential; :mod:`munirank.model.build`), the municipalit
 (normal vs Student-t) and the shrinkage target (without municipal covariates). Then:
 
 - **LOO** (``loo.csv``): PSIS-LOO per model from the pointwise log-likelihood of each episode
-  (a density in months, so that every baseline is on the same scale), compared with
+  (a density in months, so that every baseline is on the same scale), computed block by
+  block of episodes (:mod:`munirank.checking.loo`), compared with
   :func:`arviz_stats.compare` (stacking weights); ``n_pareto_k_gt_0_7`` counts episodes whose
   Pareto :math:`\hat k > 0.7` (their LOO estimate is unreliable).
 - **Rank sensitivity** (``rank_sensitivity.csv``): per alternative, the Spearman correlation of
   mean ranks with the chosen model, the overlap of the top-k sets by mean rank and the
   largest absolute change in :math:`P(\text{top } k)` with its municipality. Effects are in
   months (RMST to the horizon) for every baseline: closed form for Weibull and exponential,
-  quadrature for the others (:func:`munirank.posterior.effects.duration_effects_quadrature`).
+  quadrature for the others (:func:`munirank.posterior.quadrature.duration_effects_quadrature`).
 - **Prior sensitivity** (``check.json``): power-scaling (:func:`arviz_stats.psense_summary`,
   Kallioinen et al. 2024) of the chosen model for ``alpha``, ``sigma``, ``beta`` and
   ``gamma``. The power-scaled prior is the joint prior of the top-level parameters
@@ -24,9 +25,9 @@ log-normal, piecewise exponential; :mod:`munirank.model.build`), the municipalit
   observed share completed within 12, 24 and 48 months
   (:func:`munirank.checking.predictive.completion_table`).
 
-Disclosure: the pointwise log-likelihood (draws x episodes) lives in memory only; files hold
-aggregates (elpd, se, counts of :math:`\hat k`), per-municipality summaries, and counts
-below ``min_cell`` are blank.
+Disclosure: the pointwise log-likelihood (draws x episodes) is never held whole, only block
+by block in memory; files hold aggregates (elpd, se, counts of :math:`\hat k`),
+per-municipality summaries, and counts below ``min_cell`` are blank.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import argparse
 import sys
 import time
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,15 +47,17 @@ import xarray as xr
 from scipy import stats
 
 from munirank.checking import diagnostics, predictive
+from munirank.checking.loo import model_loo
 from munirank.errors import InputError
 from munirank.input.cells import fit_only
 from munirank.input.episodes import load_episodes
 from munirank.input.spec import BASELINES, ModelSpec, Spec, load_spec
-from munirank.model.build import PARAMETERS, create_model, crude_log_rate, pointwise_loglik
+from munirank.model.build import PARAMETERS, create_model, crude_log_rate
 from munirank.model.sampling import sample_posterior
 from munirank.output import destinations, files
 from munirank.posterior import ranks as rk
-from munirank.posterior.effects import duration_effects, duration_effects_quadrature
+from munirank.posterior.effects import duration_effects
+from munirank.posterior.quadrature import duration_effects_quadrature
 
 PARETO_K_BAD = 0.7
 LOO_MIN_DRAWS = 25
@@ -84,6 +87,8 @@ class VariantFit:
     diagnostics: dict[str, Any]
     ranks: pd.DataFrame
     seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds of its stages: model, compile, draw, diagnostics, loo, effects_ranks."""
 
 
 def variants(spec: Spec, *, has_municipal: bool,
@@ -134,45 +139,43 @@ def effects_for(posterior: xr.Dataset, episodes: xr.Dataset, baseline: str) -> x
     return duration_effects_quadrature(posterior, episodes, baseline=baseline)
 
 
-def loo_from_loglik(posterior: xr.Dataset, loglik: xr.DataArray) -> tuple[Any, list[str]]:
-    """PSIS-LOO (pointwise, in memory) and the warnings it raised (as text)."""
-    tree = xr.DataTree.from_dict({
-        "posterior": posterior[[v for v in PARAMETERS if v in posterior]],
-        "log_likelihood": xr.Dataset({"loglik": loglik}),
-    })
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = azs.loo(tree, pointwise=True, var_name="loglik")
-    return result, sorted({str(w.message)[:120] for w in caught})
-
-
 def fit_variant(episodes: xr.Dataset, variant: Variant, spec: Spec, *,
                 keep_loglik: bool = False) -> tuple[VariantFit, xr.DataTree]:
     """Fit one variant; return its aggregates and its posterior tree.
 
-    With ``keep_loglik`` the tree also holds the in-memory ``log_likelihood`` group (for
-    power-scaling); it must never be written to a file.
+    With ``keep_loglik`` the tree also holds a ``log_likelihood`` group (for power-scaling of
+    the likelihood): the log-likelihood summed over episodes, per draw.
     """
-    t0 = time.perf_counter()
+    clock = [time.perf_counter()]
+
+    def lap() -> float:
+        clock.append(time.perf_counter())
+        return clock[-1] - clock[-2]
+
     eps = episodes if variant.municipal else episodes.isel(municipal_covariate=[])
     model = create_model(eps, variant.model)
-    tree, _ = sample_posterior(model, spec.sampling, progressbar=False)
+    timings = {"model_seconds": lap()}
+    tree, sampled = sample_posterior(model, spec.sampling, progressbar=False)
+    lap()
+    timings.update((k, sampled[k]) for k in ("compile_seconds", "draw_seconds") if k in sampled)
     posterior = tree["posterior"].dataset
     diag = diagnostics.convergence(tree, var_names=list(PARAMETERS))
-    loglik = pointwise_loglik(posterior, eps, baseline=variant.model.baseline)
-    loo, loo_warnings = loo_from_loglik(posterior, loglik)
-    diag["loo_warnings"] = loo_warnings
+    timings["diagnostics_seconds"] = lap()
+    loo = model_loo(posterior, eps, baseline=variant.model.baseline)
+    diag["loo_warnings"] = loo.warnings
+    timings["loo_seconds"] = lap()
     derived = effects_for(posterior, eps, variant.model.baseline)
     k = spec.ranking.top_k
     summary = rk.summarise_ranks(rk.rank_draws(derived["effect_months"]), top_k=k,
                                  ci_prob=spec.sampling.ci_prob)
     table = summary[["rank_mean", f"p_top{k}"]].to_dataframe()
     table["effect_months_mean"] = derived["effect_months"].mean(rk.SAMPLE_DIMS).to_numpy()
+    timings["effects_ranks_seconds"] = lap()
     groups = {"posterior": posterior}
     if keep_loglik:
-        groups["log_likelihood"] = xr.Dataset({"loglik": loglik})
-    out = VariantFit(variant, loo, int((loo.pareto_k > PARETO_K_BAD).sum()), diag, table,
-                     time.perf_counter() - t0)
+        groups["log_likelihood"] = xr.Dataset({"loglik": loo.loglik_draws})
+    out = VariantFit(variant, loo.loo, int((loo.loo.pareto_k > PARETO_K_BAD).sum()), diag,
+                     table, clock[-1] - clock[0], timings)
     return out, xr.DataTree.from_dict(groups)
 
 
@@ -305,7 +308,9 @@ def run_checks(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
     if total < LOO_MIN_DRAWS:
         raise InputError(f"check needs at least {LOO_MIN_DRAWS} draws in all (draws x chains) "
                          f"for PSIS-LOO, not {total}", option="--draws")
+    t0 = time.perf_counter()
     episodes = load_episodes(data, spec_obj)
+    t_read = time.perf_counter()
     todo = variants(spec_obj, has_municipal=episodes.sizes["municipal_covariate"] > 0,
                     names=models)
     fits: list[VariantFit] = []
@@ -318,22 +323,28 @@ def run_checks(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
         if log is not None:
             print(f"  {variant.name}: {fit.seconds:.0f} s, converged "
                   f"{fit.diagnostics['converged']}, k>0.7: {fit.n_pareto_k_bad}", file=log)
+    t_fits = time.perf_counter()
     k = spec_obj.ranking.top_k
     loo = loo_table(fits)
     sens = rank_sensitivity(fits[0].ranks, {f.variant.name: f.ranks for f in fits[1:]},
                             top_k=k)
     chosen = todo[0].model
+    t_compare = time.perf_counter()
     psense = prior_sensitivity(chosen_tree, chosen, episodes)
+    t_psense = time.perf_counter()
     posterior = chosen_tree["posterior"].dataset
-    del chosen_tree  # drops the in-memory pointwise log-likelihood
+    del chosen_tree
     completion = predictive.completion_table(posterior, episodes, baseline=chosen.baseline,
                                       ci_prob=spec_obj.sampling.ci_prob,
                                       min_cell=spec_obj.disclosure.min_cell)
+    t_completion = time.perf_counter()
     by_model = pd.concat({f.variant.name: f.ranks for f in fits}, names=["model"]).reset_index()
     check = {
         "chosen_model": todo[0].name,
         "models": {f.variant.name: {**{k2: v for k2, v in f.diagnostics.items()},
-                                    "seconds": round(f.seconds, 1)} for f in fits},
+                                    "seconds": round(f.seconds, 1),
+                                    "timings": {k2: round(v, 2) for k2, v in f.timings.items()}}
+                   for f in fits},
         "prior_sensitivity": psense,
         "completion_consistent_share": predictive.completion_summary(completion),
         "sampling": {"draws": spec_obj.sampling.draws, "tune": spec_obj.sampling.tuning_steps,
@@ -342,6 +353,11 @@ def run_checks(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
         "n_episodes": int(episodes.sizes["episode"]),
         "n_municipalities": int(episodes.sizes["municipality"]),
         "pareto_k_threshold": PARETO_K_BAD,
+        "timings": {k2: round(v, 2) for k2, v in (
+            ("read_seconds", t_read - t0), ("models_seconds", t_fits - t_read),
+            ("compare_seconds", t_compare - t_fits),
+            ("prior_sensitivity_seconds", t_psense - t_compare),
+            ("completion_seconds", t_completion - t_psense))},
     }
     with destinations.atomic_folder(out, command="check", overwrite=overwrite,
                                     inputs=inputs) as tmp:

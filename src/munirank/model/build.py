@@ -51,12 +51,12 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
-from pymc.distributions.dist_math import normal_lccdf
 from scipy import special
 
 from munirank.input.episodes import as_codes
 from munirank.input.spec import ModelSpec, PriorSpec
-from munirank.model.kernel import cumulative_hazard, hazard_data, shared_inputs
+from munirank.model.family_kernel import FAMILIES, family_extra, family_loglik
+from munirank.model.kernel import cumulative_hazard, episode_order, hazard_data, shared_inputs
 
 PIECE_CUTS_MONTHS = (6.0, 12.0, 24.0, 36.0)
 """Cut points of the piecewise-exponential baseline (months since permit)."""
@@ -212,8 +212,6 @@ def create_model(episodes: xr.Dataset, spec: ModelSpec) -> pm.Model:
     --------
     >>> model = create_model(episodes, spec.model)  # doctest: +SKIP
     """
-    if spec.baseline != "weibull":
-        return _create_alternative(episodes, spec)
     if "outcome" in episodes.dims:  # competing outcomes (model.outcomes)
         from munirank.model.outcomes import create_outcome_model
 
@@ -232,9 +230,15 @@ def create_model(episodes: xr.Dataset, spec: ModelSpec) -> pm.Model:
     codes = as_codes(episodes)
     coords = {name: episodes[name].to_numpy().tolist()
               for name in ("municipality", "covariate", "municipal_covariate")}
+    log_s = _log_or_minus_inf(s)
     hazard = hazard_data(x, episodes["x_centre"].to_numpy(), episodes["x_scale"].to_numpy(),
-                         codes, np.log(t), _log_or_minus_inf(s))
+                         codes, np.log(t), log_s)
     events = np.bincount(codes, weights=d, minlength=len(coords["municipality"]))
+    by_piece = {}
+    if spec.baseline == "piecewise_exponential":
+        coords["piece"] = piece_names()
+        by_piece["events_piece"] = np.bincount(np.searchsorted(piece_cuts(episodes), t),
+                                               weights=d, minlength=len(PIECE_CUTS_MONTHS) + 1)
     with pm.Model(coords=coords) as model:
         # every data-dependent value is shared data, not a constant: the compiled graph is then
         # the same for every register of this shape, and PyTensor's cache serves refits
@@ -243,9 +247,10 @@ def create_model(episodes: xr.Dataset, spec: ModelSpec) -> pm.Model:
             "model_data", z=z, sum_d_x=d @ x, events_m=events,
             weights=centring_weights(events, spec),
             n_events=d.sum(), sum_d_logt=(d * np.log(t)).sum(),
-            beta0_mu=crude_log_rate(episodes))
+            beta0_mu=crude_log_rate(episodes), **by_piece)
 
-        alpha, beta0, beta, gamma, sigma = top_level_priors(p, data["beta0_mu"])
+        alpha, beta0, beta, gamma, sigma = top_level_priors(
+            p, data["beta0_mu"], with_alpha=spec.baseline == "weibull")
         # products as elementwise sums, not pt.dot: numba's BLAS calls look their function
         # up through an object-mode block compiled in every process (0.3-0.7 s per fit,
         # measured), and these vectors are too short for BLAS to matter
@@ -253,6 +258,13 @@ def create_model(episodes: xr.Dataset, spec: ModelSpec) -> pm.Model:
         u = _group_effect(spec, sigma, data["weights"], beta0 + z_gamma)
 
         mu_m = z_gamma + u
+        if spec.baseline in FAMILIES:
+            exposure = (piece_exposure(t, s, piece_cuts(episodes)) if "events_piece" in by_piece
+                        else None)
+            extra = family_extra(spec.baseline, episode_order(codes, log_s), d, exposure)
+            pm.Potential("loglik", _family_potential(spec, data, beta0, beta, mu_m,
+                                                     hazard_vars, extra, model))
+            return model
         event_part = (data["n_events"] * (pt.log(alpha) + beta0)
                       + (alpha - 1) * data["sum_d_logt"] + (data["sum_d_x"] * beta).sum()
                       + (data["events_m"] * mu_m).sum())
@@ -261,10 +273,50 @@ def create_model(episodes: xr.Dataset, spec: ModelSpec) -> pm.Model:
     return model
 
 
+def piece_names() -> list[str]:
+    """Coordinates of the pieces after the first (``log_piece``), e.g. ``"6-12"``."""
+    return [f"{lo:g}-{hi:g}" for lo, hi in zip(
+        (0.0, *PIECE_CUTS_MONTHS), (*PIECE_CUTS_MONTHS, np.inf), strict=True)][1:]
+
+
+def _family_potential(spec: ModelSpec, data: dict[str, pt.TensorVariable],
+                      beta0: pt.TensorVariable, beta: pt.TensorVariable,
+                      mu_m: pt.TensorVariable, hazard_vars: list[pt.TensorVariable],
+                      extra: np.ndarray, model: pm.Model) -> pt.TensorVariable:
+    """Log-likelihood of a log-logistic, log-normal or piecewise-exponential baseline.
+
+    The event terms as sufficient statistics, the rest in one compiled pass
+    (:mod:`munirank.model.family_kernel`, whose docstring has the split).
+    """
+    sum_d_eta = (data["n_events"] * beta0 + (data["sum_d_x"] * beta).sum()
+                 + (data["events_m"] * mu_m).sum())
+    if spec.baseline == "piecewise_exponential":
+        # pieces after the first, relative to it; sd 1 on the log hazard ratio scale
+        theta = pm.Normal("log_piece", 0.0, 1.0, dims="piece")
+        event_part = sum_d_eta + (data["events_piece"][1:] * theta).sum()
+    else:
+        p = spec.priors
+        alpha = pm.LogNormal("alpha", mu=p.alpha_mu, sigma=p.alpha_sigma)
+        theta = pt.stack([alpha])
+        if spec.baseline == "loglogistic":
+            event_part = (data["n_events"] * pt.log(alpha) + (alpha - 1) * data["sum_d_logt"]
+                          + sum_d_eta)
+        else:
+            event_part = (data["n_events"] * (pt.log(alpha) - 0.5 * np.log(2 * np.pi))
+                          - data["sum_d_logt"])
+    rest = family_loglik(spec.baseline, beta0 + mu_m, beta, theta, hazard_vars, extra,
+                         model.register_data_var)
+    return event_part + rest
+
+
 def top_level_priors(p: PriorSpec, beta0_mu: pt.TensorVariable,
-                     ) -> tuple[pt.TensorVariable, ...]:
-    """alpha, beta0, beta, gamma and sigma of the Weibull model, in this order."""
-    alpha = pm.LogNormal("alpha", mu=p.alpha_mu, sigma=p.alpha_sigma)
+                     *, with_alpha: bool = True) -> tuple[pt.TensorVariable, ...]:
+    """alpha, beta0, beta, gamma and sigma of the Weibull model, in this order.
+
+    Without ``with_alpha`` alpha is 1 (the exponential baseline) and no variable.
+    """
+    alpha = (pm.LogNormal("alpha", mu=p.alpha_mu, sigma=p.alpha_sigma) if with_alpha
+             else 1.0)
     beta0 = pm.Normal("beta0", mu=beta0_mu, sigma=p.beta0_sigma)
     beta = pm.Normal("beta", 0.0, p.beta_sigma, dims="covariate")
     gamma = pm.Normal("gamma", 0.0, p.gamma_sigma, dims="municipal_covariate")
@@ -351,67 +403,6 @@ def _group_effect(spec: ModelSpec, sigma: pt.TensorVariable,
                             dims="municipality")
 
 
-def _create_alternative(episodes: xr.Dataset, spec: ModelSpec) -> pm.Model:
-    """The model for a baseline other than Weibull (per-episode terms; for checking)."""
-    p = spec.priors
-    scale = time_scale(episodes)
-    t = episodes["exit"].to_numpy() / scale
-    s = episodes["entry"].to_numpy() / scale
-    d = episodes["event"].to_numpy().astype(float)
-    codes = as_codes(episodes)
-    delayed = np.flatnonzero(s > 0)
-    coords = {name: episodes[name].to_numpy().tolist()
-              for name in ("municipality", "covariate", "municipal_covariate")}
-    cuts = piece_cuts(episodes)
-    coords["piece"] = [f"{lo:g}-{hi:g}" for lo, hi in zip(
-        (0.0, *PIECE_CUTS_MONTHS), (*PIECE_CUTS_MONTHS, np.inf), strict=True)][1:]
-    with pm.Model(coords=coords) as model:
-        x_d, z_d, code_d = pm.Data("x", episodes["x"].to_numpy()), pm.Data(
-            "z", episodes["z"].to_numpy()), pm.Data("code", codes)
-        beta0 = pm.Normal("beta0", mu=crude_log_rate(episodes), sigma=p.beta0_sigma)
-        beta = pm.Normal("beta", 0.0, p.beta_sigma, dims="covariate")
-        gamma = pm.Normal("gamma", 0.0, p.gamma_sigma, dims="municipal_covariate")
-        sigma = pm.HalfNormal("sigma", p.sigma_sigma)
-        events = np.bincount(codes, weights=d, minlength=len(coords["municipality"]))
-        z_gamma = pt.dot(z_d, gamma)
-        u = _group_effect(spec, sigma, centring_weights(events, spec), beta0 + z_gamma)
-        eta = beta0 + pt.dot(x_d, beta) + (z_gamma + u)[code_d]
-        if spec.baseline == "piecewise_exponential":
-            # pieces after the first, relative to it; sd 1 on the log hazard ratio scale
-            log_piece = pm.Normal("log_piece", 0.0, 1.0, dims="piece")
-            loglik = _piecewise_loglik_tensor(eta, log_piece, t, s, d, cuts)
-        else:
-            alpha = (1.0 if spec.baseline == "exponential"
-                     else pm.LogNormal("alpha", mu=p.alpha_mu, sigma=p.alpha_sigma))
-            loglik = _aft_ph_loglik_tensor(spec.baseline, eta, alpha, t, s, d, delayed)
-        pm.Potential("loglik", loglik)
-    return model
-
-
-def _piecewise_loglik_tensor(eta, log_piece, t, s, d, cuts):  # noqa: ANN001, ANN202
-    full = pt.concatenate([pt.zeros(1), log_piece])
-    exposure = piece_exposure(t, s, cuts)
-    events_piece = np.bincount(np.searchsorted(cuts, t, side="left"), weights=d,
-                               minlength=len(cuts) + 1)
-    cum = pt.dot(pt.as_tensor(exposure), pt.exp(full))
-    return pt.dot(d, eta) + pt.dot(events_piece, full) - pt.sum(pt.exp(eta) * cum)
-
-
-def _aft_ph_loglik_tensor(baseline, eta, alpha, t, s, d, delayed):  # noqa: ANN001, ANN202
-    log_t = np.log(t)
-    z_t = eta + alpha * log_t
-    z_s = eta[delayed] + alpha * np.log(s[delayed])
-    log_a = pt.log(alpha) - log_t
-    if baseline == "loglogistic":
-        sp = pt.softplus(z_t)
-        return (pt.sum(d * (log_a + z_t - sp)) - pt.sum(sp) + pt.sum(pt.softplus(z_s)))
-    if baseline == "lognormal":
-        return (pt.sum(d * (log_a - 0.5 * z_t**2)) - 0.5 * np.log(2 * np.pi) * d.sum()
-                + pt.sum((1 - d) * normal_lccdf(0.0, 1.0, z_t))
-                - pt.sum(normal_lccdf(0.0, 1.0, z_s)))
-    return pt.sum(d * (log_a + z_t)) - pt.sum(pt.exp(z_t)) + pt.sum(pt.exp(z_s))
-
-
 PARAMETERS = ("alpha", "beta0", "beta", "gamma", "sigma", "u", "log_piece", "sigma_old",
               "u_old", "rho")
 
@@ -463,6 +454,30 @@ def shape_draws(posterior: xr.Dataset, baseline: str,
     if baseline == "exponential":
         return {"alpha": np.ones((posterior.sizes["chain"] * posterior.sizes["draw"], 1))}
     return {"alpha": posterior["alpha"].transpose("chain", "draw").to_numpy().reshape(-1, 1)}
+
+
+def draws_by_label(posterior: xr.Dataset, name: str, dim: str | None,
+                   episodes: xr.Dataset) -> np.ndarray:
+    """A parameter's draws as a (chain x draw, ...) array, matched to the episodes by label.
+
+    Parameters
+    ----------
+    posterior : xarray.Dataset
+        Draws with dims (chain, draw, ...).
+    name : str
+        The parameter.
+    dim : str or None
+        Its dimension besides the draws, if any; where the episodes have that coordinate,
+        the parameter is ordered as they are.
+    episodes : xarray.Dataset
+        The episodes the model was fitted to.
+    """
+    values = posterior[name]
+    if dim in episodes.coords and not np.array_equal(values[dim].to_numpy(),
+                                                     episodes[dim].to_numpy()):
+        values = values.sel({dim: episodes[dim].to_numpy()})
+    arr = values.transpose("chain", "draw", *([dim] if dim else [])).to_numpy()
+    return arr.reshape(arr.shape[0] * arr.shape[1], *arr.shape[2:])
 
 
 def predictor_draws(posterior: xr.Dataset, episodes: xr.Dataset, *, with_effect: bool = True

@@ -418,6 +418,11 @@ def pattern_columns(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return columns, raw[first][:, columns].T.astype(np.int8), inverse.astype(np.int32)
 
 
+def episode_order(codes: np.ndarray, log_s: np.ndarray) -> np.ndarray:
+    """The kernel's order of the episodes: delayed entries first, then by municipality."""
+    return np.lexsort((codes, ~np.isfinite(log_s)))
+
+
 def hazard_data(x: np.ndarray, centre: np.ndarray, scale: np.ndarray, codes: np.ndarray,
                 log_t: np.ndarray, log_s: np.ndarray) -> HazardData:
     """Compact, reordered episodes for :func:`cumulative_hazard`.
@@ -440,7 +445,7 @@ def hazard_data(x: np.ndarray, centre: np.ndarray, scale: np.ndarray, codes: np.
     HazardData
     """
     delayed = np.isfinite(log_s)
-    order = np.lexsort((codes, ~delayed))  # delayed first, then by municipality
+    order = episode_order(codes, log_s)
     small_all, raw_all = _small_integer_columns(x, centre, scale)
     raw_all = raw_all[order]
     in_table, table, pattern = pattern_columns(raw_all)

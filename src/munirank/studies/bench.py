@@ -19,14 +19,18 @@ and its children's, e.g. PyMC's chain processes) is its own. Cases:
   methods, scoring) in one process: its overhead apart from sampling;
 - ``episodes``: ``munirank episodes`` on register extracts of ``--episodes-persons`` persons
   with Poisson(1.6) moves each, CSV with text dates, reading and writing included
-  (:mod:`munirank.studies.bench_episodes`).
+  (:mod:`munirank.studies.bench_episodes`);
+- ``check``: ``munirank check`` on ``dk-1999-2005`` (the chosen model and its six
+  alternatives), its whole command and each model's seconds set against ``nutpie``'s
+  (:mod:`munirank.studies.bench_check`).
 
 Ratios are the figures that count (these machines are shared); bench.json records the load
 average before and after each case so that a noisy run can be recognised. Before any timed
-case, one short untimed fit each of ``nutpie``, ``pymc`` and ``laplace`` fills the compile
-caches. ``nutpie`` and ``pymc`` then run ``repeats`` times, alternating; their ratios are the
-medians of the ratios of each pair of runs (so that a slow spell of the machine touches
-both), and each case's row is its median run.
+case, one short untimed fit each of ``nutpie``, ``pymc`` and ``laplace`` (and a short
+``check`` for the check case) fills the compile caches. ``nutpie`` and ``pymc`` then run
+``repeats`` times, alternating; their ratios are the medians of the ratios of each pair of
+runs (so that a slow spell of the machine touches both), and each case's row is its median
+run.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ import pandas as pd
 DK_SPELLS = 23_563
 LAPLACE_DRAWS = 250
 CASES = ("nutpie", "pymc", "nutpie-cold", "frequentist", "laplace", "scale-nuts",
-         "scale-laplace", "study-replicate", "episodes", "outcomes")
+         "scale-laplace", "study-replicate", "episodes", "check", "outcomes")
 PAIRED = ("nutpie", "pymc", "outcomes")
 """The cases run ``repeats`` times, alternating, and compared pair by pair."""
 REPEATS = 3
@@ -65,6 +69,9 @@ TARGETS = {  # issue 23: whole commands, from process start to the last file
     "scale_approx_p_top10_diff_max": 0.05,
     "episodes_wall_seconds_max": 30.0,
     "outcomes_over_nutpie_command_seconds_max": 2.0,  # issue 26
+    # issue 29: the whole check command against the whole fit command, and each alternative
+    "check_over_fit_max": 6.0,
+    "alternative_over_fit_max": 2.0,
 }
 
 
@@ -153,6 +160,10 @@ def run_case(case: str, data: Path, out: Path, draws: int | None,
         figures = _frequentist_case(data)
     elif case == "study-replicate":
         figures = _replicate_case(out, draws)
+    elif case == "check":
+        from munirank.studies import bench_check
+
+        figures = bench_check.run_case(data, out, draws, tune)
     else:
         options: dict[str, Any] = {"draws": draws, "tune": tune}
         if case == "pymc":
@@ -307,7 +318,7 @@ def bench(out: str | Path, *, cases: tuple[str, ...] = CASES, seed: int = 1,
     if "outcomes" in cases:
         data_of["outcomes"] = _simulate(work / "dk-outcomes", seed, "dk-outcomes")
     # laplace warms the scale-laplace case too: the compiled graphs do not depend on the size
-    _warm_up([c for c in (*PAIRED, "laplace") if c in cases
+    _warm_up([c for c in (*PAIRED, "laplace", "check") if c in cases
               or (c == "laplace" and "scale-laplace" in cases)], data_of, work)
     if paired:
         results.update(_paired_runs(paired, data_of, work, draws, repeats))
@@ -405,6 +416,10 @@ def _summarise(results: dict[str, dict[str, Any]], work: Path) -> dict[str, Any]
                                       Path(ok[exact].get("fit_dir", work / f"fit-{exact}")))
             ratios[f"wall_{exact}_over_{approx}"] = (ok[exact]["wall_seconds"]
                                                      / ok[approx]["wall_seconds"])
+    if "check" in ok and "nutpie" in ok:
+        from munirank.studies import bench_check
+
+        ratios.update(bench_check.ratios(ok["check"], ok["nutpie"]))
     if "nutpie-cold" in ok and "nutpie" in ok:
         ratios["compile_cold_over_warm"] = (ok["nutpie-cold"]["compile_seconds"]
                                             / ok["nutpie"]["compile_seconds"])

@@ -58,7 +58,11 @@ BIN_EDGES = np.linspace(0.0, 1.0, 11)
 TOLERANCE = 0.05  # calibrated: |observed - predicted| <= this in every bin with enough data
 MIN_BIN = 50  # municipality-replicates a reliability bin needs to count as "enough data"
 THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-              "NUMBA_NUM_THREADS": "1", "VECLIB_MAXIMUM_THREADS": "1"}
+              "VECLIB_MAXIMUM_THREADS": "1"}
+"""One BLAS/OpenMP thread in each worker process (read when numpy loads). numba's threads are
+set in the worker by :func:`configure_process` instead: numba compares NUMBA_NUM_THREADS in the
+environment with its running threads at every compilation and fails when they differ, and
+dask's nanny sets its pre-spawn variables in the parent process too."""
 PRESET_OPTIONS = ("effect_sd", "effect_dist", "baseline", "scale", "n_small")
 SAMPLING_OPTIONS = ("draws", "tune", "chains", "sampler")
 
@@ -215,6 +219,9 @@ def configure_process(compile_root: str | Path, name: str) -> str:
     config. Returns the compile directory in use.
     """
     os.environ.update(THREAD_ENV)
+    import numba
+
+    numba.set_num_threads(1)  # this thread's parallel loops (see THREAD_ENV)
     path = Path(compile_root) / re.sub(r"[^A-Za-z0-9_.-]+", "_", f"worker-{name}")
     flags = os.environ.get("PYTENSOR_FLAGS", "")
     if "compiledir=" not in flags:
@@ -393,12 +400,20 @@ def _client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
         return
     # Set in the parent before each worker process is spawned (numpy reads them on import).
     env = {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in THREAD_ENV.items()}
-    with dask.config.set(env), LocalCluster(
-            n_workers=workers or 2, threads_per_worker=1, processes=True,
-            dashboard_address=None,  # no dashboard; its HTTP server on a free port, not 8787
-            scheduler_kwargs={"dashboard": False, "dashboard_address": ":0"}) as cluster, \
-            Client(cluster) as client:
-        yield client
+    saved = {k: os.environ.get(k) for k in THREAD_ENV}  # the nanny sets them here as well
+    try:
+        with dask.config.set(env), LocalCluster(
+                n_workers=workers or 2, threads_per_worker=1, processes=True,
+                dashboard_address=None,  # no dashboard; its HTTP server on a free port
+                scheduler_kwargs={"dashboard": False, "dashboard_address": ":0"}) as cluster, \
+                Client(cluster) as client:
+            yield client
+    finally:  # the caller's process keeps its own settings (munirank.study from Python)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _progress(done: int, total: int, failed: int, t0: float) -> None:
