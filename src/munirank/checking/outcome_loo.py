@@ -15,11 +15,13 @@ the posterior of the shares under a flat Dirichlet prior (one draw of :math:`\pi
 the Weibull model; :math:`D_k` the events of outcome k). Its elpd difference to the
 cause-specific model then measures what outcome-specific hazards, shapes, covariate effects
 and municipality effects add. Both pointwise log-likelihoods are densities in months
-(:func:`munirank.model.build.pointwise_loglik`). They are per-episode arrays kept in memory,
-never written.
+(:func:`munirank.model.build.pointwise_loglik`); PSIS-LOO is issue 29's
+(:mod:`munirank.checking.psis`). They are per-episode arrays kept in memory, never written.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -77,6 +79,22 @@ def single_with_shares_loglik(posterior: xr.Dataset, episodes: xr.Dataset, *,
     return base + xr.DataArray(log_share, dims=("chain", "draw", "episode"))
 
 
+def psis_loo(posterior: xr.Dataset, loglik: xr.DataArray) -> Any:
+    """PSIS-LOO of a pointwise log-likelihood (issue 29's :mod:`munirank.checking.psis`)."""
+    import warnings
+
+    from munirank.checking.psis import loo_result, psis_loo_rows, relative_efficiency
+    from munirank.model.build import PARAMETERS
+
+    rows = loglik.transpose("episode", "chain", "draw").to_numpy()
+    rows = rows.reshape(rows.shape[0], -1)  # (episodes, draws), chains first
+    r_eff = relative_efficiency(posterior[[v for v in PARAMETERS if v in posterior]])
+    elpd, khat, p_loo = psis_loo_rows(rows, r_eff=r_eff)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pareto-k warnings are counted in the table instead
+        return loo_result(elpd, khat, p_loo, n_samples=rows.shape[1])
+
+
 def outcome_loo_table(outcome_posterior: xr.Dataset, single_posterior: xr.Dataset,
                       episodes: xr.Dataset) -> pd.DataFrame:
     """PSIS-LOO of both models on the same episodes and outcomes, best first (as loo.csv).
@@ -99,12 +117,12 @@ def outcome_loo_table(outcome_posterior: xr.Dataset, single_posterior: xr.Datase
 
     import arviz_stats as azs
 
-    from munirank.checking.alternatives import PARETO_K_BAD, loo_from_loglik
+    from munirank.checking.alternatives import PARETO_K_BAD
 
-    fits = {"competing_outcomes": loo_from_loglik(
-                outcome_posterior, outcome_pointwise_loglik(outcome_posterior, episodes))[0],
-            "single_outcome_constant_shares": loo_from_loglik(
-                single_posterior, single_with_shares_loglik(single_posterior, episodes))[0]}
+    fits = {"competing_outcomes": psis_loo(
+                outcome_posterior, outcome_pointwise_loglik(outcome_posterior, episodes)),
+            "single_outcome_constant_shares": psis_loo(
+                single_posterior, single_with_shares_loglik(single_posterior, episodes))}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Pareto-k warnings are counted in the table instead
         comp = azs.compare(fits, round_to="none")
