@@ -275,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--cases", help="comma-separated cases (default all: nutpie, pymc, "
                    "nutpie-cold, frequentist, laplace, scale-nuts, scale-laplace, "
-                   "study-replicate, episodes, check)")
+                   "study-replicate, episodes, check, outcomes)")
     p.add_argument("--repeats", type=int, default=3,
                    help="alternating runs of nutpie and pymc; ratios are medians (default 3)")
     p.add_argument("--seed", type=int, default=1, help="seed of the registers and fits")
