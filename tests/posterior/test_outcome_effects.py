@@ -87,6 +87,8 @@ def test_tables(outcome_draws, outcome_episodes):
         assert np.corrcoef(part["rank_mean"], part["effect_months_mean"])[0, 1] > 0.8
     combined = combined_table(derived, outcome_episodes, spec, converged=True)
     assert len(combined) == n_m and "effect_months_mean" in combined
+    corr = combined[f"effect_corr[{labels[0]}~{labels[1]}]"]
+    assert corr.between(-1, 1).all() and corr.std() > 0
     corr = correlation_table(outcome_draws)
     assert corr["parameter"].tolist() == ["rho", "sigma", "sigma"]
     assert corr.loc[0, "value_lo"] < corr.loc[0, "value_mean"] < corr.loc[0, "value_hi"]

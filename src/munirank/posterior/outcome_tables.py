@@ -64,10 +64,29 @@ def combined_table(derived: xr.Dataset, episodes: xr.Dataset, spec: Spec, *,
         episodes["n_spells"], episodes["n_events"],
     ]
     table = xr.merge(parts, compat="override").to_dataframe().reset_index()
+    for pair, corr in effect_correlations(derived["effect_months_outcome"]).items():
+        table[f"effect_corr[{pair}]"] = corr.sel(
+            municipality=table["municipality"].to_numpy()).to_numpy()
     table = _with_counts(table, spec, converged)
     table = table.sort_values(["rank_mean", "municipality"], kind="stable").reset_index(drop=True)
     table.attrs.update(ci_prob=ci, top_k=k)
     return table
+
+
+def effect_correlations(effect: xr.DataArray) -> dict[str, xr.DataArray]:
+    """Per municipality, the posterior correlation of its effects on each pair of outcomes.
+
+    Over the draws: whether a municipality's draws that are fast to one outcome are also fast
+    (positive) or slow (negative) to the other; ``rho`` (outcome_correlations.csv) is the
+    correlation across municipalities.
+    """
+    labels = effect["outcome"].to_numpy().tolist()
+    flat = effect.stack(sample=rk.SAMPLE_DIMS)
+    out = {}
+    for i, a in enumerate(labels):
+        for b in labels[i + 1:]:
+            out[f"{a}~{b}"] = xr.corr(flat.sel(outcome=a), flat.sel(outcome=b), dim="sample")
+    return out
 
 
 def outcome_event_counts(episodes: xr.Dataset, *, min_cell: int) -> pd.DataFrame:
