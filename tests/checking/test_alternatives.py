@@ -130,3 +130,35 @@ def test_check_all_alternatives_on_tiny(tiny_dir, tiny_spec, tmp_path):
     result = checks.run_checks(tiny_dir / "spells.csv", spec=spec, out=tmp_path / "check")
     assert len(result["loo"]) == len(BASELINES) + 2
     assert result["loo"]["converged"].dtype == bool
+
+
+def test_the_chosen_models_draws_are_the_fits_and_a_rerun_gives_the_same_tables(
+        tiny_dir, tiny_spec, tmp_path):
+    """Same seed, same results: check's Weibull model is ``munirank fit``'s model, draw for
+    draw, and a check with every other alternative in a second process
+    (:mod:`munirank.checking.schedule`) writes the same tables as one in one process."""
+    from munirank import api
+    from munirank.input.episodes import load_episodes
+
+    spec = tiny_spec.with_sampling(draws=40, tune=40, chains=2, seed=11)
+    fit = api.fit(tiny_dir / "spells.csv", spec=spec, out=tmp_path / "fit", progressbar=False)
+    episodes = load_episodes(tiny_dir / "spells.csv", spec)
+    chosen = checks.variants(spec, has_municipal=True)[0]
+    _, tree = checks.fit_variant(episodes, chosen, spec)
+    want = fit.tree["posterior"].dataset
+    got = tree["posterior"].dataset
+    for name in ("alpha", "beta0", "beta", "gamma", "sigma", "u"):
+        np.testing.assert_array_equal(got[name].values, want[name].values)
+    tables = ("loo.csv", "rank_sensitivity.csv", "ranks_by_model.csv", "completion.csv")
+    for run, processes in (("a", 1), ("b", 2)):
+        checks.run_checks(tiny_dir / "spells.csv", spec=spec, out=tmp_path / run,
+                          models=("lognormal", "exponential"), processes=processes)
+    for name in tables:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    check = [json.loads((tmp_path / r / "check.json").read_text()) for r in ("a", "b")]
+    assert [c["processes"] for c in check] == [1, 2]
+    assert check[0]["prior_sensitivity"] == check[1]["prior_sensitivity"]
+    for name, model in check[0]["models"].items():
+        other = check[1]["models"][name]
+        assert {k: v for k, v in model.items() if k not in ("seconds", "timings")} == {
+            k: v for k, v in other.items() if k not in ("seconds", "timings")}

@@ -46,7 +46,7 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
-from munirank.checking import diagnostics, predictive
+from munirank.checking import diagnostics, predictive, schedule
 from munirank.checking.loo import model_loo
 from munirank.errors import InputError
 from munirank.input.cells import fit_only
@@ -274,7 +274,7 @@ def prior_sensitivity(tree: xr.DataTree, spec: ModelSpec,
 
 def run_checks(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
                models: tuple[str, ...] | None = None, log: Any = None,
-               overwrite: bool = False) -> dict[str, Any]:
+               overwrite: bool = False, processes: int | None = None) -> dict[str, Any]:
     """Fit the chosen model and its alternatives; write the check folder (``munirank check``).
 
     Parameters
@@ -293,6 +293,10 @@ def run_checks(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
     overwrite : bool
         Write into a folder that holds files munirank did not write (they are kept; see
         :mod:`munirank.output.destinations`).
+    processes : int, optional
+        1: every model in this process; 2: every other alternative in a second process
+        (:mod:`munirank.checking.schedule`); default 2 where cores and memory allow. The
+        results are the same either way.
 
     Returns
     -------
@@ -313,16 +317,23 @@ def run_checks(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
     t_read = time.perf_counter()
     todo = variants(spec_obj, has_municipal=episodes.sizes["municipal_covariate"] > 0,
                     names=models)
-    fits: list[VariantFit] = []
-    chosen_tree = None
-    for i, variant in enumerate(todo):
-        fit, tree = fit_variant(episodes, variant, spec_obj, keep_loglik=i == 0)
-        fits.append(fit)
-        if i == 0:
-            chosen_tree = tree
-        if log is not None:
-            print(f"  {variant.name}: {fit.seconds:.0f} s, converged "
-                  f"{fit.diagnostics['converged']}, k>0.7: {fit.n_pareto_k_bad}", file=log)
+    # the chosen model and every other alternative here; the rest in a second process
+    n_processes = processes or schedule.processes(len(todo) - 1, episodes.sizes["episode"],
+                                                  total)
+    other = list(range(1, len(todo), 2)) if n_processes == 2 else []
+    by_index: dict[int, VariantFit] = {}
+    with schedule.second_process(data, spec_obj, [todo[i] for i in other]) as result:
+        for i, variant in enumerate(todo):
+            if i in other:
+                continue
+            by_index[i], tree = fit_variant(episodes, variant, spec_obj, keep_loglik=i == 0)
+            if i == 0:
+                chosen_tree = tree
+            _log_fit(by_index[i], log)
+        for j, i in enumerate(other):
+            by_index[i] = result(j)
+            _log_fit(by_index[i], log)
+    fits = [by_index[i] for i in range(len(todo))]
     t_fits = time.perf_counter()
     k = spec_obj.ranking.top_k
     loo = loo_table(fits)
@@ -353,6 +364,7 @@ def run_checks(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
         "n_episodes": int(episodes.sizes["episode"]),
         "n_municipalities": int(episodes.sizes["municipality"]),
         "pareto_k_threshold": PARETO_K_BAD,
+        "processes": n_processes,
         "timings": {k2: round(v, 2) for k2, v in (
             ("read_seconds", t_read - t0), ("models_seconds", t_fits - t_read),
             ("compare_seconds", t_compare - t_fits),
@@ -367,6 +379,12 @@ def run_checks(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
         files.write_csv(completion, tmp / "completion.csv")
         files.write_json(check, tmp / "check.json")
     return {"loo": loo, "rank_sensitivity": sens, "check": check}
+
+
+def _log_fit(fit: VariantFit, log: Any) -> None:
+    if log is not None:
+        print(f"  {fit.variant.name}: {fit.seconds:.0f} s, converged "
+              f"{fit.diagnostics['converged']}, k>0.7: {fit.n_pareto_k_bad}", file=log)
 
 
 def check_command(args: argparse.Namespace) -> int:

@@ -47,6 +47,8 @@ family's log-likelihood is explicit, :math:`\ell_i = d_i \log h(t_i) - [H(t_i) -
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
@@ -310,7 +312,7 @@ def _family_potential(spec: ModelSpec, data: dict[str, pt.TensorVariable],
 
 
 def top_level_priors(p: PriorSpec, beta0_mu: pt.TensorVariable,
-                     *, with_alpha: bool = True) -> tuple[pt.TensorVariable, ...]:
+                     *, with_alpha: bool = True) -> tuple[Any, ...]:
     """alpha, beta0, beta, gamma and sigma of the Weibull model, in this order.
 
     Without ``with_alpha`` alpha is 1 (the exponential baseline) and no variable.

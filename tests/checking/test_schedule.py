@@ -1,0 +1,42 @@
+"""check's second process (issue 29): when it is used, and its errors reach the caller.
+
+That its results equal those of one process is tested with the check itself
+(tests/checking/test_alternatives.py).
+"""
+
+import pytest
+
+from munirank.checking import schedule
+from munirank.checking.alternatives import variants
+from munirank.errors import InputError
+
+
+def test_two_processes_only_where_they_can_pay(monkeypatch):
+    monkeypatch.setattr(schedule.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(schedule, "available_bytes", lambda: 8 << 30)
+    assert schedule.processes(6, 23_563, 4000) == 2
+    assert schedule.processes(1, 23_563, 4000) == 1  # one alternative: nothing to overlap
+    assert schedule.processes(6, 23_563, 120) == 1  # a short check: the start costs more
+    monkeypatch.setattr(schedule, "available_bytes", lambda: 1 << 30)
+    assert schedule.processes(6, 23_563, 4000) == 1  # 1.4 GB needed
+    monkeypatch.setattr(schedule, "available_bytes", lambda: 2 << 30)
+    assert schedule.processes(6, 23_563, 4000) == 2
+    assert schedule.processes(6, 1_000_000, 4000) == 1  # 60 GB needed
+    monkeypatch.setattr(schedule.os, "cpu_count", lambda: 1)
+    assert schedule.processes(6, 23_563, 4000) == 1
+
+
+def test_memory_available_is_read():
+    assert schedule.available_bytes() > 0
+
+
+def test_an_error_in_the_second_process_is_raised_in_the_first(tiny_spec, tmp_path):
+    todo = variants(tiny_spec, has_municipal=True)[1:2]
+    with schedule.second_process(tmp_path / "missing.csv", tiny_spec, todo) as result:
+        with pytest.raises(InputError, match="missing.csv"):
+            result(0)
+
+
+def test_no_variants_start_nothing(tiny_spec, tmp_path):
+    with schedule.second_process(tmp_path / "missing.csv", tiny_spec, []) as result:
+        assert result(0) is None
