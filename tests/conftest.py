@@ -249,3 +249,73 @@ def period_fit(periods_dir, tmp_path_factory):
                 str(periods_dir / "spec.toml"), "--out", str(out), "--draws", "100", "--tune",
                 "100", "--chains", "2", "--allow-unconverged", "--quiet"]) == 0
     return out
+
+
+#: The tiny-outcomes register in a user's own names (Danish): columns and outcome labels.
+OUTCOME_NAMES = {**OWN_NAMES, "outcome": "udfald"}
+OUTCOME_LABELS = {"job": "selvforsoergelse", "education": "uddannelse"}
+
+
+@pytest.fixture(scope="session")
+def outcomes_dir(tmp_path_factory):
+    """tiny-outcomes (seed 1), in Danish names: udfald = selvforsoergelse / uddannelse."""
+    import pandas as pd
+    import tomli_w
+
+    from munirank.input.spec import load_spec, spec_to_dict
+    from munirank.simulation.register import write_register
+
+    sim = write_register("tiny-outcomes", 1, tmp_path_factory.mktemp("outcomes_sim"))
+    out = tmp_path_factory.mktemp("outcomes")
+    spells = pd.read_csv(sim / "spells.csv", dtype={"municipality": str})
+    spells["outcome"] = spells["outcome"].map(OUTCOME_LABELS)
+    spells.rename(columns=OUTCOME_NAMES).to_csv(out / "spells.csv", index=False)
+    for name in ("municipal.csv", "truth.csv", "truth_outcomes.csv"):
+        table = pd.read_csv(sim / name, dtype={"municipality": str})
+        if "outcome" in table:
+            table["outcome"] = table["outcome"].map(OUTCOME_LABELS)
+        table.rename(columns=OWN_NAMES).to_csv(out / name, index=False)
+    spec = spec_to_dict(load_spec(sim / "spec.toml"))
+    data = spec["data"]
+    for key in ("group", "time", "event", "entry", "outcome"):
+        data[key] = OUTCOME_NAMES[data[key]]
+    data["outcomes"] = [OUTCOME_LABELS[v] for v in data["outcomes"]]
+    data["municipal_table"] = "municipal.csv"
+    cov = spec["covariates"]
+    for key in ("individual", "municipal"):
+        cov[key] = [OWN_NAMES[c] for c in cov[key]]
+    (out / "spec.toml").write_text(tomli_w.dumps(spec))
+    return out
+
+
+@pytest.fixture(scope="session")
+def outcome_episodes(outcomes_dir):
+    from munirank.input.episodes import load_episodes
+    from munirank.input.spec import load_spec
+
+    return load_episodes(outcomes_dir / "spells.csv", load_spec(outcomes_dir / "spec.toml"))
+
+
+def fake_outcome_posterior(episodes: xr.Dataset, *, chains: int = 2, draws: int = 40,
+                           seed: int = 0) -> xr.Dataset:
+    """Synthetic draws of the competing-outcomes model's parameters (no sampling)."""
+    rng = np.random.default_rng(seed)
+    labels = episodes["outcome"].to_numpy().tolist()
+    k, n_m = len(labels), episodes.sizes["municipality"]
+    n_x, n_z = episodes.sizes["covariate"], episodes.sizes["municipal_covariate"]
+    sd = ("chain", "draw")
+    shape = (chains, draws)
+    return xr.Dataset(
+        {"alpha": ((*sd, "outcome"), [1.1, 0.9] + 0.01 * rng.normal(size=(*shape, k))),
+         "beta0": ((*sd, "outcome"), [-1.0, -2.0] + 0.01 * rng.normal(size=(*shape, k))),
+         "beta": ((*sd, "outcome", "covariate"), 0.1 * rng.normal(size=(*shape, k, n_x))),
+         "gamma": ((*sd, "outcome", "municipal_covariate"),
+                   0.1 * rng.normal(size=(*shape, k, n_z))),
+         "sigma": ((*sd, "outcome"), np.full((*shape, k), 0.3)),
+         "rho": ((*sd, "outcome_pair"), 0.3 + 0.05 * rng.normal(size=(*shape, 1))),
+         "u": ((*sd, "municipality", "outcome"), 0.3 * rng.normal(size=(*shape, n_m, k)))},
+        coords={"chain": np.arange(chains), "draw": np.arange(draws),
+                "municipality": episodes["municipality"].to_numpy(),
+                "covariate": episodes["covariate"].to_numpy(),
+                "municipal_covariate": episodes["municipal_covariate"].to_numpy(),
+                "outcome": labels, "outcome_pair": [f"{labels[0]}~{labels[1]}"]})

@@ -31,7 +31,7 @@ def test_unknown_preset_names_the_option_and_the_known_presets(tmp_path, capsys)
     assert run(["simulate", "--preset", "bad", "--out", str(tmp_path / "s")]) == 2
     assert capsys.readouterr().err.strip() == (
         "munirank: error: option --preset: unknown preset 'bad'; known: tiny, dk-1999-2005, "
-        "no-2012-2018, dk-two-periods")
+        "no-2012-2018, dk-two-periods, tiny-outcomes, dk-outcomes")
     assert not (tmp_path / "s").exists()
 
 

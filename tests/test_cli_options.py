@@ -57,11 +57,12 @@ def validated_in_code() -> dict[tuple[str, str], tuple[str, ...]]:
     """Options whose values are checked in code, not by argparse: their allowed values."""
     from munirank.checking.alternatives import variants
     from munirank.input.spec import Spec
-    from munirank.simulation.presets import NAMES, PERIOD_PRESETS
+    from munirank.simulation.presets import NAMES, OUTCOME_NAMES, PERIOD_PRESETS
     from munirank.studies.bench import CASES
 
     models = tuple(v.name for v in variants(Spec(), has_municipal=True)[1:])
-    return {("simulate", "--preset"): NAMES + PERIOD_PRESETS, ("study", "--preset"): NAMES,
+    presets = NAMES + OUTCOME_NAMES
+    return {("simulate", "--preset"): presets + PERIOD_PRESETS, ("study", "--preset"): presets,
             ("bench", "--cases"): CASES, ("check", "--models"): models}
 
 
@@ -118,6 +119,7 @@ RUNS = [
     Run("simulate", ("--preset", "dk-1999-2005")),
     Run("simulate", ("--preset", "no-2012-2018")),
     Run("simulate", ("--preset", "dk-two-periods")),
+    *[Run("simulate", ("--preset", p)) for p in ("tiny-outcomes", "dk-outcomes")],
     *[Run(c, ("--sampler", s, "--method", "nuts", *SHORT)) for c in ("fit", "compare")
       for s in ("nutpie", "pymc")],
     *[Run(c, ("--method", "laplace", *SHORT)) for c in ("fit", "compare")],
@@ -138,6 +140,9 @@ RUNS = [
     Run("bench", ("--cases", "nutpie,pymc,frequentist,laplace", *SHORT_BENCH), slow=True),
     Run("bench", ("--cases", "nutpie-cold", *SHORT_BENCH), slow=True),
     Run("bench", ("--cases", "periods", *SHORT_BENCH), slow=True),
+    Run("bench", ("--cases", "outcomes", *SHORT_BENCH), slow=True),
+    *[Run("study", ("--preset", p, "--replicates", "1", "--draws", "40", "--tune", "40",
+                    "--chains", "2"), slow=True) for p in ("tiny-outcomes", "dk-outcomes")],
     Run("bench", ("--cases", "scale-nuts,scale-laplace", *SHORT_BENCH), slow=True),
     Run("bench", ("--cases", "episodes", "--episodes-persons", "2000"), slow=True),
     Run("bench", ("--cases", "study-replicate", "--draws", "20"), slow=True),
@@ -234,7 +239,10 @@ def test_each_offered_choice_runs(r, tiny_dir, published_table, tmp_path, capsys
     code = run(_argv(r, tiny_dir, published_table, out))
     err = capsys.readouterr().err
     assert code == 0, err[-2000:]
-    missing = [f for f in FILES[r.command] if not (out / f).is_file()]
+    files = FILES[r.command]
+    if r.command == "study" and "outcomes" in r.args[1]:  # recovery of competing outcomes
+        files = ("study.json", "study_summary.csv", "summary.json", "replicates/rep_0000.json")
+    missing = [f for f in files if not (out / f).is_file()]
     assert not missing
     assert _recorded(r, out) == _expected(r)
     if r.command == "simulate":

@@ -107,8 +107,7 @@ def fit(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
     from munirank.checking import predictive
 
     groups = predictive.survival_groups(episodes, named=spec_obj.ranking.subset)
-    km = predictive.km_tables(episodes, groups, ci_prob=spec_obj.sampling.ci_prob,
-                              min_cell=spec_obj.disclosure.min_cell)  # the data's part
+    km = _observed_curves(episodes, groups, spec_obj)  # the data's part
     t_data = time.perf_counter()
     tree, timing = _sampled(episodes, spec_obj, progressbar=progressbar)
     t_sampled = time.perf_counter()
@@ -159,6 +158,18 @@ def _sampled(episodes: xr.Dataset, spec: Spec, *,
         return sample_posterior(model, spec.sampling, progressbar=progressbar)
 
 
+def _observed_curves(episodes: xr.Dataset, groups: list[str], spec: Spec) -> list[pd.DataFrame]:
+    """Kaplan-Meier curves, or with competing outcomes Aalen-Johansen ones (checking)."""
+    from munirank.checking import predictive
+
+    ci, min_cell = spec.sampling.ci_prob, spec.disclosure.min_cell
+    if "outcome" in episodes.dims:
+        from munirank.checking import incidence
+
+        return incidence.aalen_johansen_tables(episodes, groups, ci_prob=ci, min_cell=min_cell)
+    return predictive.km_tables(episodes, groups, ci_prob=ci, min_cell=min_cell)
+
+
 @dataclass(frozen=True)
 class _Results:
     """What the posterior stage computed from the draws (before anything is written)."""
@@ -168,9 +179,10 @@ class _Results:
     diagnostics: dict[str, Any]
     municipalities: pd.DataFrame
     covariates: pd.DataFrame
-    survival: pd.DataFrame
+    survival: pd.DataFrame | None
     old_municipalities: pd.DataFrame | None  # nested ([data] parent): their own effects
     periods: Any = None  # [data] period: posterior.periods.PeriodResults
+    extra: dict[str, pd.DataFrame] = field(default_factory=dict)  # more tables, by file name
 
 
 def _summarised(tree: xr.DataTree, episodes: xr.Dataset, spec: Spec, *,
@@ -181,6 +193,8 @@ def _summarised(tree: xr.DataTree, episodes: xr.Dataset, spec: Spec, *,
     from munirank.posterior import tables
 
     posterior = tree["posterior"].dataset
+    if "outcome" in episodes.dims:  # competing outcomes (posterior.outcome_tables)
+        return _summarised_outcomes(tree, episodes, spec, survival_km)
     ci, groups_km = spec.sampling.ci_prob, survival_km
 
     def checks() -> tuple[dict[str, Any], pd.DataFrame]:
@@ -218,6 +232,40 @@ def _summarised(tree: xr.DataTree, episodes: xr.Dataset, spec: Spec, *,
         old_municipalities=tables.old_municipality_table(posterior, derived, episodes, spec))
 
 
+def _summarised_outcomes(tree: xr.DataTree, episodes: xr.Dataset, spec: Spec,
+                         survival_km: tuple[list[str], list[pd.DataFrame]]) -> _Results:
+    from munirank.checking import diagnostics, incidence
+    from munirank.model.build import PARAMETERS
+    from munirank.output import disclosure
+    from munirank.posterior import outcome_tables as ot
+
+    posterior = tree["posterior"].dataset
+    ci = spec.sampling.ci_prob
+
+    def checks() -> tuple[dict[str, Any], pd.DataFrame]:
+        return (diagnostics.convergence(tree, var_names=list(PARAMETERS)),
+                incidence.incidence_table(posterior, episodes, groups=survival_km[0],
+                                          observed=survival_km[1], ci_prob=ci))
+
+    # as in _summarised: the checks in a second thread while this one computes the effects
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        checked = pool.submit(checks)
+        derived = ot.derived_outcome_draws(posterior, episodes, spec)
+        result_tree = _result_tree(tree, derived)
+        disclosure.check_aggregate(result_tree)
+        diag, incidence_table = checked.result()
+    converged = diag["converged"]
+    extra = {"outcomes.csv": ot.outcome_table(posterior, derived, episodes, spec,
+                                              converged=converged),
+             "outcome_correlations.csv": ot.correlation_table(posterior, ci_prob=ci),
+             "incidence.csv": incidence_table}
+    return _Results(
+        tree=result_tree, derived=derived, diagnostics=diag,
+        municipalities=ot.combined_table(derived, episodes, spec, converged=converged),
+        covariates=ot.covariate_table_outcomes(posterior, episodes, ci_prob=ci),
+        survival=None, old_municipalities=None, extra=extra)
+
+
 def _run_record(data: str | Path, spec: Spec, spec_file: str, episodes: xr.Dataset,
                 timings: dict[str, float]) -> dict[str, Any]:
     """run.json: what ran, on what, with which versions, and how long it took."""
@@ -239,7 +287,10 @@ def _write(folder: Path, results: _Results, spec: Spec, run: dict[str, Any]) -> 
 
     files.write_csv(results.municipalities, folder / "municipalities.csv")
     files.write_csv(results.covariates, folder / "covariates.csv")
-    files.write_csv(results.survival, folder / "survival.csv")
+    if results.survival is not None:  # competing outcomes: incidence.csv instead
+        files.write_csv(results.survival, folder / "survival.csv")
+    for name, table in results.extra.items():
+        files.write_csv(table, folder / name)
     subset = tables.subset_table(results.derived, spec)
     if subset is not None:
         files.write_csv(subset, folder / "ranks_subset.csv")
@@ -251,6 +302,11 @@ def _write(folder: Path, results: _Results, spec: Spec, run: dict[str, Any]) -> 
         write_period_files(folder, results.periods)
     else:
         statements.write_statements(results.derived, results.municipalities, spec, folder)
+    if "rank_outcome" in results.derived:  # competing outcomes: each outcome's statements
+        from munirank.posterior.outcome_tables import outcome_statements_text
+
+        with (folder / "statements.txt").open("a", encoding="utf-8") as text:
+            text.write("\n" + outcome_statements_text(results.derived, spec))
     files.write_json(results.diagnostics, folder / "diagnostics.json")
     files.write_json(run, folder / "run.json")
     results.tree.to_netcdf(folder / "posterior.nc", engine="netcdf4",
@@ -270,9 +326,10 @@ def _result_tree(tree: xr.DataTree, derived: xr.Dataset) -> xr.DataTree:
     keep = [v for v in posterior.data_vars if v in (*PARAMETERS, "u_raw")]
     months = ["observed_months", "expected_months", "effect_months"]
     old = [f"{v}_old" for v in months if f"{v}_old" in derived]  # nested: old municipalities
+    per_outcome = [f"{v}_outcome" for v in (*months, "rank") if f"{v}_outcome" in derived]
     groups = {
         "posterior": posterior[keep],
-        "derived": derived[[*months, "rank", *old]],
+        "derived": derived[[*months, "rank", *old, *per_outcome]],
         "sample_stats": tree["sample_stats"].dataset,
     }
     out = xr.DataTree.from_dict(groups)

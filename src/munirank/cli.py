@@ -148,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("simulate", help="simulate a register with known truth")
     p.add_argument("--preset", required=True,
-                   help="tiny, tiny-panel, dk-1999-2005, no-2012-2018 or dk-two-periods")
+                   help="tiny, tiny-panel, dk-1999-2005, no-2012-2018, dk-two-periods, or "
+                   "with competing outcomes tiny-outcomes or dk-outcomes")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--effect-sd", type=float, help="SD of true municipality log hazard ratios")
@@ -229,7 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_delegate("posterior.statements", "pairwise_command"))
 
     p = sub.add_parser("study", help="simulation study: both methods scored against truth")
-    p.add_argument("--preset", required=True, help="tiny, dk-1999-2005 or no-2012-2018")
+    p.add_argument("--preset", required=True,
+                   help="tiny, dk-1999-2005 or no-2012-2018; tiny-outcomes or dk-outcomes: "
+                   "recovery of competing outcomes (fit only, replicates in this process)")
     p.add_argument("--replicates", type=int, required=True)
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--scheduler", help="address of an existing dask scheduler")
@@ -277,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--cases", help="comma-separated cases (default all: nutpie, pymc, "
                    "nutpie-cold, frequentist, laplace, scale-nuts, scale-laplace, "
-                   "study-replicate, episodes, check, periods)")
+                   "study-replicate, episodes, check, periods, outcomes)")
     p.add_argument("--repeats", type=int, default=3,
                    help="alternating runs of nutpie and pymc; ratios are medians (default 3)")
     p.add_argument("--seed", type=int, default=1, help="seed of the registers and fits")

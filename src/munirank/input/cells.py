@@ -65,6 +65,10 @@ def fit_only(spec: Spec, command: str, *, file: str = "spec") -> None:
             raise InputError(f"{command} does not read {what} yet (only fit does): leave "
                              f"[data] {key} out, or use munirank fit", file=file,
                              column=f"data.{key}")
+    if getattr(d, "outcome", None) is not None:
+        raise InputError(f"{command} does not read competing outcomes yet (only fit does): "
+                         "leave [data] outcome out for the combined outcome, or use munirank "
+                         "fit", file=file, column="data.outcome")
 
 
 def _rows(spells: pd.DataFrame, mask: np.ndarray) -> list[int]:

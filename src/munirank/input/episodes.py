@@ -17,7 +17,7 @@ import pandas as pd
 import xarray as xr
 
 from munirank.errors import InputError
-from munirank.input import cells, validate
+from munirank.input import cells, outcomes, validate
 from munirank.input.read import read_table
 from munirank.input.spec import TIME_UNITS_PER_MONTH, Spec
 
@@ -137,9 +137,24 @@ def build_episodes(spells: pd.DataFrame, spec: Spec, *, file: str = "data",
         ds = ds.merge(_split_or_nested(spells, spec, event, municipalities, municipal,
                                        episode=episode, weight=weight, file=file,
                                        municipal_file=municipal_file))
+    if d.outcome is not None:  # competing outcomes (input.outcomes)
+        ds = ds.merge(outcome_dataset(spells[d.outcome], event, group, municipalities, spec,
+                                      file=file))
     ds.attrs.update(time_unit="months", horizon_months=float(spec.outcome.horizon_months),
                     source=str(file))
     return ds
+
+
+def outcome_dataset(values: pd.Series, event: np.ndarray, group: np.ndarray,
+                    municipalities: list[str], spec: Spec, *, file: str) -> xr.Dataset:
+    """Each episode's outcome (-1 = censored), the labels and events per municipality."""
+    codes, labels = outcomes.outcome_labels(values, event, spec, file=file)
+    m = pd.Index(municipalities).get_indexer(group)
+    counts = np.zeros((len(municipalities), len(labels)), np.int64)
+    np.add.at(counts, (m[codes >= 0], codes[codes >= 0]), 1)
+    return xr.Dataset({"episode_outcome": ("episode", codes),
+                       "n_events_outcome": (("municipality", "outcome"), counts)},
+                      coords={"outcome": labels, "municipality": municipalities})
 
 
 def _split_or_nested(spells: pd.DataFrame, spec: Spec, event: np.ndarray,
@@ -204,7 +219,9 @@ def load_episodes(data_path: str | Path, spec: Spec) -> xr.Dataset:
     file = str(data_path)
     d = spec.data
     _check_keys(spec)
-    codes = tuple(c for c in (d.group, d.parent, d.episode, d.period) if c is not None)
+    outcomes.check_outcome_keys(spec)
+    codes = tuple(c for c in (d.group, d.parent, d.episode, d.period, d.outcome)
+                  if c is not None)
     raw = read_table(data_path, encoding=d.encoding, str_columns=codes)
     spells = validate.validate_spells(raw, spec, file=file)
     municipal = None

@@ -107,6 +107,16 @@ class DataSpec:
     # the column with each row's measurement period (a report year, an arrival cohort):
     # effects per municipality and period, rank changes between periods (model.periods)
     period: str | None = None
+    # competing outcomes: the column naming the outcome each event reached (blank on censored
+    # rows); one cause-specific Weibull per outcome (:mod:`munirank.model.outcomes`)
+    outcome: str | None = None
+    # the outcomes' labels in the order of the outputs (default: most events first); a label
+    # listed here without events is refused
+    outcomes: tuple[str, ...] = ()
+
+
+MAX_OUTCOMES = 5
+"""At most this many competing outcomes (``[data] outcome``)."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +157,7 @@ class PriorSpec:
     # with [data] period: the SD of a municipality's period deviations ("shared") or its
     # effects' SD is sigma and rho ~ Uniform(-1, 1) ("ar1"); see munirank.model.periods
     sigma_period_sigma: float = 0.5
+    lkj_eta: float = 2.0  # competing outcomes: LKJ(eta) prior on the effects' correlation
 
 
 @dataclass(frozen=True)
@@ -360,6 +371,17 @@ def check_spec(spec: Spec, *, file: str = "spec") -> None:
          f"must be one of {PERIOD_STRUCTURES}"),
         (spec.data.period is None or spec.data.period != spec.data.group, "data.period",
          "must name another column than data.group (each row's measurement period)"),
+        (spec.model.priors.lkj_eta > 0, "model.priors.lkj_eta", "must be positive"),
+        (spec.data.outcome is None or spec.model.group_effect == "normal",
+         "model.group_effect", "competing outcomes ([data] outcome) have normal effects "
+         "(correlated across outcomes): use group_effect = \"normal\""),
+        (spec.data.outcome is None or spec.sampling.method != "laplace", "sampling.method",
+         "laplace approximates the single-outcome model only: competing outcomes ([data] "
+         "outcome) need method = \"nuts\""),
+        (not spec.data.outcomes or spec.data.outcome is not None, "data.outcomes",
+         "lists the labels of [data] outcome: set [data] outcome too"),
+        (len(spec.data.outcomes) <= MAX_OUTCOMES, "data.outcomes",
+         f"at most {MAX_OUTCOMES} competing outcomes"),
         (spec.data.crosswalk_level in CROSSWALK_LEVELS, "data.crosswalk_level",
          f"must be one of {CROSSWALK_LEVELS}"),
         (len(spec.data.crosswalk_columns) == 3, "data.crosswalk_columns",
@@ -447,6 +469,10 @@ def spec_to_dict(spec: Spec) -> dict[str, Any]:
         out["model"]["priors"].pop("sigma_period_sigma")  # read only with [data] period
     if spec.model.periods == ModelSpec().periods:
         out["model"].pop("periods")
+    if spec.model.priors.lkj_eta == PriorSpec().lkj_eta:
+        out["model"]["priors"].pop("lkj_eta")  # read only with [data] outcome
+    if not spec.data.outcomes:
+        out["data"].pop("outcomes")
 
     def clean(v: Any) -> Any:
         if isinstance(v, dict):

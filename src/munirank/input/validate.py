@@ -156,7 +156,8 @@ def validate_spells(df: pd.DataFrame, spec: Spec, *, file: str) -> pd.DataFrame:
     keys = [c for c in (d.episode, d.parent, d.period) if c is not None]  # codes, as text
     years = [d.year] if d.year is not None else []
     text = [d.group, *keys, *cov.categorical]
-    _require(df, [d.group, *times, d.event, *years, *keys, *cov.individual], file)
+    outcome = [d.outcome] if d.outcome is not None else []  # text, blank when censored
+    _require(df, [d.group, *times, d.event, *years, *keys, *outcome, *cov.individual], file)
     _no_missing(df, [d.group, *times, d.event, *years, *keys, *cov.individual], file)
     df = _numeric(df, [*times, d.event, *years, *numeric], file)
     finite = pa.Check(np.isfinite, name="finite")
@@ -176,6 +177,8 @@ def validate_spells(df: pd.DataFrame, spec: Spec, *, file: str) -> pd.DataFrame:
     df = df.assign(**{c: as_codes(df[c]) for c in text})
     out = _run(pa.DataFrameSchema(columns, strict=False), df, file)
     out = out[list(columns)].copy()
+    for c in outcome:  # checked against the events by input.outcomes
+        out[c] = df[c]
     if d.entry is not None:
         bad = out[d.time] <= out[d.entry]
         if bad.any():

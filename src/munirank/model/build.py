@@ -214,6 +214,10 @@ def create_model(episodes: xr.Dataset, spec: ModelSpec) -> pm.Model:
     --------
     >>> model = create_model(episodes, spec.model)  # doctest: +SKIP
     """
+    if "outcome" in episodes.dims:  # competing outcomes (model.outcomes)
+        from munirank.model.outcomes import create_outcome_model
+
+        return create_outcome_model(episodes, spec)
     if "cell" in episodes.dims:  # a municipal table by year, or nesting (model.cells)
         from munirank.model.cells import create_cell_model
 

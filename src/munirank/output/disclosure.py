@@ -22,7 +22,8 @@ from munirank.errors import DisclosureError
 
 AGGREGATE_DIMS = frozenset({"chain", "draw", "municipality", "subset_municipality",
                             "old_municipality", "covariate", "municipal_covariate", "piece",
-                            "period", "later_period", "period_cell"})  # cell: (m, period)
+                            "period", "later_period", "period_cell",  # cell: (m, period)
+                            "outcome", "outcome_pair"})
 PERSON_GROUPS = frozenset({"constant_data", "observed_data", "log_likelihood",
                            "posterior_predictive", "prior_predictive", "predictions"})
 

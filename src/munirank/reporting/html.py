@@ -275,6 +275,8 @@ def statement_rows(ff: FitFolder) -> list[dict[str, Any]]:
 
 def build_context(ff: FitFolder, figures: dict[str, str]) -> dict[str, Any]:
     """Everything the template shows."""
+    from munirank.reporting.outcomes import outcome_context
+
     spec = ff.run.get("spec", {})
     covs = ff.covariates.to_dict("records") if ff.covariates is not None else []
     periods = None
@@ -282,10 +284,14 @@ def build_context(ff: FitFolder, figures: dict[str, str]) -> dict[str, Any]:
         from munirank.reporting.period_report import period_context
 
         periods = period_context(ff)
+    outcomes = outcome_context(ff.path, top_k=ff.top_k)  # None without [data] outcome
+    extra = (("periods",) if periods is not None else ()) + (
+        ("outcomes",) if outcomes is not None else ())
     return {
         "title": f"munirank report: {ff.path.name}",
-        "sections": SECTIONS if periods is None else (*SECTIONS[:5], "periods", *SECTIONS[5:]),
+        "sections": (*SECTIONS[:5], *extra, *SECTIONS[5:]),
         "periods": periods,
+        "outcomes": outcomes,
         "figures": figures, "ci_pct": f"{100 * ff.ci_prob:g} %",
         "one_sided_pct": f"{100 * (1 + ff.ci_prob) / 2:g} %", "top_k": ff.top_k,
         "min_cell": ff.min_cell, "converged": bool(ff.diagnostics.get("converged", False)),

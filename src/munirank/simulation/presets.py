@@ -163,6 +163,8 @@ NAMES = ("tiny", "dk-1999-2005", "no-2012-2018")
 """Every preset's name (``dk-1999-2005`` is built from the bundled facts when asked for)."""
 PERIOD_PRESETS = ("dk-two-periods",)
 """Presets measured in several periods (``simulate`` only: ``study`` fits one period)."""
+OUTCOME_NAMES = ("tiny-outcomes", "dk-outcomes")
+"""Presets with competing outcomes (:mod:`munirank.simulation.outcomes`; ``simulate`` only)."""
 
 
 def preset(name: str) -> Preset:
@@ -179,7 +181,8 @@ def preset(name: str) -> Preset:
                            absent_first=3)
         return base
     if name not in PRESETS:
-        raise InputError(f"unknown preset {name!r}; known: {', '.join(NAMES + PERIOD_PRESETS)}",
+        raise InputError(f"unknown preset {name!r}; known: "
+                         f"{', '.join(NAMES + PERIOD_PRESETS + OUTCOME_NAMES)}",
                          option="--preset")
     return PRESETS[name]
 

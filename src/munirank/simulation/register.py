@@ -67,6 +67,7 @@ from munirank.output.destinations import atomic_folder
 from munirank.posterior.effects import rmst_weibull
 from munirank.simulation import calibration
 from munirank.simulation.presets import (
+    OUTCOME_NAMES,
     Preset,
     covariate_truth,
     draw_effects,
@@ -399,6 +400,11 @@ def write_register(name: str, seed: int, out: str | Path, *, register_form: bool
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if name in OUTCOME_NAMES:  # competing outcomes (simulation.outcomes)
+        from munirank.simulation.outcomes import write_outcome_register
+
+        return write_outcome_register(name, seed, out, register_form=register_form,
+                                      **overrides)
     if preset(name).panel_years:
         from munirank.simulation.panel import write_panel
 

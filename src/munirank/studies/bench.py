@@ -12,6 +12,9 @@ and its children's, e.g. PyMC's chain processes) is its own. Cases:
 - ``laplace``: the Laplace approximation on ``dk-1999-2005``, scored against ``nutpie``;
 - ``scale-nuts`` / ``scale-laplace``: ``dk-1999-2005`` scaled to ``--scale-spells`` spells and
   ``--scale-municipalities`` municipalities, NUTS and Laplace, Laplace scored against NUTS;
+- ``outcomes``: the competing-outcomes fit (``[data] outcome``, two cause-specific hazards)
+  of ``dk-outcomes`` (the dk register with self-support and education), alternating with
+  ``nutpie``; the ratio of their whole commands is issue 26's target (at most 2);
 - ``study-replicate``: one replicate of ``munirank study`` on ``dk-1999-2005`` (simulate, both
   methods, scoring) in one process: its overhead apart from sampling;
 - ``periods``: the default fit of ``dk-two-periods`` (two measurements of half the dk register
@@ -54,8 +57,8 @@ import pandas as pd
 DK_SPELLS = 23_563
 LAPLACE_DRAWS = 250
 CASES = ("nutpie", "pymc", "nutpie-cold", "frequentist", "laplace", "scale-nuts",
-         "scale-laplace", "study-replicate", "episodes", "check", "periods")
-PAIRED = ("nutpie", "pymc")
+         "scale-laplace", "study-replicate", "episodes", "check", "periods", "outcomes")
+PAIRED = ("nutpie", "pymc", "outcomes")
 """The cases run ``repeats`` times, alternating, and compared pair by pair."""
 REPEATS = 3
 TARGETS = {  # issue 23: whole commands, from process start to the last file
@@ -68,6 +71,7 @@ TARGETS = {  # issue 23: whole commands, from process start to the last file
     "scale_approx_wall_seconds_max": 120.0,
     "scale_approx_p_top10_diff_max": 0.05,
     "episodes_wall_seconds_max": 30.0,
+    "outcomes_over_nutpie_command_seconds_max": 2.0,  # issue 26
     # issue 29: the whole check command against the whole fit command, and each alternative
     "check_over_fit_max": 6.0,
     "alternative_over_fit_max": 2.0,
@@ -198,11 +202,11 @@ def agreement(approx: Path, exact: Path) -> dict[str, float]:
     }
 
 
-def _simulate(folder: Path, seed: int, **options: Any) -> Path:
+def _simulate(folder: Path, seed: int, preset: str = "dk-1999-2005", **options: Any) -> Path:
     from munirank import api
 
     if not (folder / "spells.csv").is_file():
-        api.simulate("dk-1999-2005", seed=seed, out=folder, **options)
+        api.simulate(preset, seed=seed, out=folder, **options)
     return folder
 
 
@@ -246,21 +250,23 @@ def _subprocess(case: str, data: Path, out: Path, draws: int | None,
     return figures
 
 
-def _warm_up(cases: list[str], data: Path, work: Path) -> None:
+def _warm_up(cases: list[str], data: dict[str, Path], work: Path) -> None:
     """Short untimed fits that fill the compile caches, so that no timed case compiles cold."""
     for case in cases:
         print(f"bench: {case}: warm-up fit (fills the compile caches, not timed) ...", flush=True)
-        _subprocess(case, data, work / f"warmup-{case}", draws=20, tune=20)
+        _subprocess(case, data.get(case, data["nutpie"]), work / f"warmup-{case}", draws=20,
+                    tune=20)
 
 
-def _paired_runs(paired: list[str], data: Path, work: Path, draws: int | None,
+def _paired_runs(paired: list[str], data: dict[str, Path], work: Path, draws: int | None,
                  repeats: int) -> dict[str, dict[str, Any]]:
     """``repeats`` alternating runs of each paired case; the median rows."""
     runs: dict[str, list[dict[str, Any]]] = {c: [] for c in paired}
     for i in range(repeats):
         for case in paired:
             print(f"bench: {case} (run {i + 1} of {repeats}) ...", flush=True)
-            runs[case].append(_subprocess(case, data, work / f"fit-{case}-{i + 1}", draws))
+            runs[case].append(_subprocess(case, data.get(case, data["nutpie"]),
+                                          work / f"fit-{case}-{i + 1}", draws))
             print(f"bench: {case}: {_one_line(runs[case][-1])}", flush=True)
     out = {}
     for case, rs in runs.items():
@@ -321,13 +327,17 @@ def bench(out: str | Path, *, cases: tuple[str, ...] = CASES, seed: int = 1,
     periods = _simulate_periods(work / "dk-two-periods", seed) if "periods" in cases else None
     results: dict[str, dict[str, Any]] = {}
     paired = [c for c in PAIRED if c in cases]
+    data_of = {"nutpie": dk}
+    if "outcomes" in cases:
+        data_of["outcomes"] = _simulate(work / "dk-outcomes", seed, "dk-outcomes")
     if periods is not None:
-        _warm_up(["periods"], periods, work)
+        data_of["periods"] = periods
+        _warm_up(["periods"], data_of, work)
     # laplace warms the scale-laplace case too: the compiled graphs do not depend on the size
     _warm_up([c for c in (*PAIRED, "laplace", "check") if c in cases
-              or (c == "laplace" and "scale-laplace" in cases)], dk, work)
+              or (c == "laplace" and "scale-laplace" in cases)], data_of, work)
     if paired:
-        results.update(_paired_runs(paired, dk, work, draws, repeats))
+        results.update(_paired_runs(paired, data_of, work, draws, repeats))
     for case in cases:
         if case in paired:
             continue
@@ -411,6 +421,12 @@ def _summarise(results: dict[str, dict[str, Any]], work: Path) -> dict[str, Any]
     if "nutpie" in ok and "periods" in ok:
         ratios["periods_command_over_nutpie"] = (ok["periods"]["process_seconds"]
                                                  / ok["nutpie"]["process_seconds"])
+    if "nutpie" in ok and "outcomes" in ok:
+        each = _pair_ratios(ok["outcomes"], ok["nutpie"], "process_seconds")
+        if each:
+            ratios["outcomes_over_nutpie_command_seconds"] = float(np.median(each))
+            if len(each) > 1:
+                ranges["outcomes_over_nutpie_command_seconds"] = [min(each), max(each)]
     if "nutpie" in ok and "frequentist" in ok:
         ratios["wall_nutpie_over_frequentist"] = (ok["nutpie"]["wall_seconds"]
                                                   / ok["frequentist"]["wall_seconds"])

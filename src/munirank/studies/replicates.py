@@ -596,6 +596,13 @@ def study(preset: str, replicates: int, out: str | Path, scheduler: str | None =
     MissingExtra
         If dask.distributed is not installed (``pip install 'munirank[study]'``).
     """
+    from munirank.simulation.presets import OUTCOME_NAMES
+
+    if preset in OUTCOME_NAMES:  # competing outcomes: recovery of each outcome's ranks
+        from munirank.studies.outcome_recovery import outcome_study
+
+        return outcome_study(preset, replicates, out, seed=seed, progressbar=progressbar,
+                             overwrite=overwrite, **options)
     _require_dask()
     options = {k: v for k, v in options.items() if v is not None}
     overrides, sampling = _check_options(preset, replicates, workers, options)
