@@ -79,6 +79,8 @@ BAD = {
     "one outcome": (_one_outcome, {"outcomes": None}, "competing outcomes need at least two"),
     "outcome not listed": (_sixth, {}, "is not in [data] outcomes"),
     "with nesting": (None, {"parent": "kommune_ny"}, "cannot be combined with [data] parent"),
+    "with periods": (lambda t: t.assign(maaling=np.where(t.index % 2, 2007, 2009)),
+                     {"period": "maaling"}, "cannot be combined with [data] period"),
 }
 
 
@@ -95,6 +97,8 @@ def test_bad_outcome_input_one_line_exit_2_nothing_written(case, outcomes_dir, t
     assert not out.exists()
     if "row" in case:
         assert "spells.csv" in err and "udfald" in err and "row" in err
+    if case.startswith("with"):  # a spec problem: the spec file and its key are named
+        assert "spec.toml" in err and "data." in err
 
 
 def test_laplace_and_student_t_are_refused_with_outcomes(outcomes_dir, tmp_path, capsys):

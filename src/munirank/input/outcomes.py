@@ -23,18 +23,22 @@ def _rows(mask: np.ndarray) -> list[int]:
     return [int(i) + 1 for i in np.flatnonzero(mask)[:_MAX_ROWS + 1]]
 
 
-def check_outcome_keys(spec: Spec) -> None:
-    """Raise if ``[data] outcome`` is combined with keys whose models have a single hazard."""
+def check_outcome_keys(spec: Spec, *, file: str | None = None) -> None:
+    """Raise if ``[data] outcome`` is combined with keys whose models have a single hazard.
+
+    ``file``: the spec file the message names (``check_spec`` passes it).
+    """
     d = spec.data
     if d.outcome is None:
         return
     for key in ("episode", "year", "parent", "municipal_year", "period"):
         if getattr(d, key, None) is not None:
             raise InputError(f"competing outcomes ([data] outcome) cannot be combined with "
-                             f"[data] {key} yet: fit them separately", column=f"data.{key}")
+                             f"[data] {key} yet: fit them separately", file=file,
+                             column=f"data.{key}")
     if d.outcome in (d.group, d.time, d.event, d.entry):
         raise InputError("must name a column of its own (the outcome of each event)",
-                         column="data.outcome")
+                         file=file, column="data.outcome")
 
 
 def blank(values: pd.Series) -> np.ndarray:

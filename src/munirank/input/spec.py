@@ -400,6 +400,10 @@ def check_spec(spec: Spec, *, file: str = "spec") -> None:
     for ok, key, message in checks:
         if not ok:
             raise InputError(message, file=file, column=key)
+    if spec.data.outcome is not None:  # before the period's: the message names both keys
+        from munirank.input.outcomes import check_outcome_keys
+
+        check_outcome_keys(spec, file=file)
     if spec.data.period is not None:
         _check_period_combinations(spec, file)
 
