@@ -24,9 +24,7 @@ from pathlib import Path
 import numba
 import numpy as np
 import pytensor.tensor as pt
-from pytensor.gradient import DisconnectedType, disconnected_type, grad_not_implemented
 from pytensor.graph.basic import Apply
-from pytensor.graph.op import Op
 from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
 from munirank.model import kernel
@@ -69,11 +67,12 @@ def cumulative_hazards_kernel(a, beta, alpha, x_small, x_real, pattern, table, f
     return np.array(value), g_a, g_beta, g_alpha
 
 
-class CumulativeHazards(Op):
-    """PyTensor Op: (a, beta, alpha, *HazardData arrays) -> C and its gradient, K outcomes."""
+class CumulativeHazards(kernel.CumulativeHazard):
+    """PyTensor Op: (a, beta, alpha, *HazardData arrays) -> C and its gradient, K outcomes.
 
-    __props__ = ()
-    n_params = 3
+    The outputs are C, dC/da, dC/dbeta and dC/dalpha with a row per outcome; the gradient
+    (first derivatives only) as for :class:`munirank.model.kernel.CumulativeHazard`.
+    """
 
     def make_node(self, *inputs):  # noqa: ANN002, ANN201, D102
         a, beta, alpha, *data = [pt.as_tensor_variable(v) for v in inputs]
@@ -87,20 +86,6 @@ class CumulativeHazards(Op):
                                             np.asarray(alpha, float), *data)
         for storage, value in zip(output_storage, results, strict=True):
             storage[0] = np.asarray(value)
-
-    def connection_pattern(self, node):  # noqa: ANN001, ANN201, D102
-        n_out = len(node.outputs)
-        return [[i < self.n_params] * n_out for i in range(len(node.inputs))]
-
-    def pullback(self, inputs, outputs, output_grads):  # noqa: ANN001, ANN201, D102
-        g_value = output_grads[0]
-        if not all(isinstance(g.type, DisconnectedType) for g in output_grads[1:]):
-            return [grad_not_implemented(self, i, v, "second derivatives of the cumulative "
-                                         "hazards are not written") for i, v in enumerate(inputs)]
-        if isinstance(g_value.type, DisconnectedType):
-            return [disconnected_type() for _ in inputs]
-        return ([g_value * g for g in outputs[1:]]
-                + [disconnected_type() for _ in inputs[self.n_params:]])
 
 
 cumulative_hazards_op = CumulativeHazards()
