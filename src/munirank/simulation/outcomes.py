@@ -53,7 +53,7 @@ from munirank.simulation.presets import (
     person_table,
     preset,
 )
-from munirank.simulation.register import _replace_stayers, spec_for
+from munirank.simulation.register import moves, spec_for
 
 
 @dataclass(frozen=True)
@@ -184,22 +184,9 @@ def _calibrated_shift(op: OutcomePreset, origin: np.ndarray, eta_x: np.ndarray,
 
 def _episodes(origin: np.ndarray, eta_x: np.ndarray, muni_eta: np.ndarray, alpha: np.ndarray,
               follow: np.ndarray, p: Preset, rng: np.random.Generator) -> pd.DataFrame:
-    n, n_munis = len(origin), len(muni_eta)
+    n = len(origin)
     t_first, cause_first = _latent(eta_x + muni_eta[origin], alpha, np.zeros(n), rng)
-    move_at = rng.uniform(1.0, np.maximum(follow, 1.0))
-    at_risk = (t_first > move_at) & (move_at < follow)
-    q = min(1.0, p.mover_share * n / max(at_risk.sum(), 1))
-    movers = np.flatnonzero(at_risk & (rng.random(n) < q))
-    sizes = np.bincount(origin, minlength=n_munis)
-    dest = rng.choice(n_munis, size=len(movers), p=sizes / sizes.sum())
-    same = dest == origin[movers]
-    dest[same] = (dest[same] + 1 + rng.integers(0, n_munis - 1, same.sum())) % n_munis
-    removed, ok = _replace_stayers(origin, movers, dest, n_munis, rng)
-    movers, dest = movers[ok], dest[ok]
-    keep = np.ones(n, bool)
-    keep[removed] = False
-    moved = np.zeros(n, bool)
-    moved[movers] = True
+    move_at, movers, dest, keep, moved = moves(origin, t_first, follow, len(muni_eta), p, rng)
     t_dest, cause_dest = _latent(eta_x[movers] + muni_eta[dest], alpha, move_at[movers], rng)
     ev1 = ~moved & (t_first <= follow)
     ev2 = t_dest <= follow[movers]

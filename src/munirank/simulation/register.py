@@ -285,14 +285,17 @@ def _replace_stayers(origin: np.ndarray, movers: np.ndarray, dest: np.ndarray,
     return removed, ok
 
 
-def _episodes(origin: np.ndarray, eta_x: np.ndarray, muni_eta: np.ndarray, follow: np.ndarray,
-              cohort: np.ndarray, base: Baseline, p: Preset,
-              rng: np.random.Generator) -> pd.DataFrame:
-    n, n_munis = len(origin), len(muni_eta)
-    t_origin = base.event_time(np.exp(eta_x + muni_eta[origin]), np.zeros(n), cohort,
-                               stratified_uniforms(cohort, rng))
+def moves(origin: np.ndarray, t_first: np.ndarray, follow: np.ndarray, n_munis: int, p: Preset,
+          rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """Who moves, when and where (a register's second episodes).
+
+    ``t_first``: each person's event time in the municipality of origin. Returns the move
+    times of all persons, the movers, their destinations, the persons kept (stayers who gave
+    their place to a mover are dropped, :func:`_replace_stayers`) and whether each moved.
+    """
+    n = len(origin)
     move_at = rng.uniform(1.0, np.maximum(follow, 1.0))
-    at_risk = (t_origin > move_at) & (move_at < follow)
+    at_risk = (t_first > move_at) & (move_at < follow)
     # movers are a share of the spells; only persons still at risk at the move can move
     q = min(1.0, p.mover_share * n / max(at_risk.sum(), 1))
     movers = np.flatnonzero(at_risk & (rng.random(n) < q))
@@ -306,6 +309,16 @@ def _episodes(origin: np.ndarray, eta_x: np.ndarray, muni_eta: np.ndarray, follo
     keep[removed] = False
     moved = np.zeros(n, bool)
     moved[movers] = True
+    return move_at, movers, dest, keep, moved
+
+
+def _episodes(origin: np.ndarray, eta_x: np.ndarray, muni_eta: np.ndarray, follow: np.ndarray,
+              cohort: np.ndarray, base: Baseline, p: Preset,
+              rng: np.random.Generator) -> pd.DataFrame:
+    n = len(origin)
+    t_origin = base.event_time(np.exp(eta_x + muni_eta[origin]), np.zeros(n), cohort,
+                               stratified_uniforms(cohort, rng))
+    move_at, movers, dest, keep, moved = moves(origin, t_origin, follow, len(muni_eta), p, rng)
     t_dest = base.event_time(np.exp(eta_x[movers] + muni_eta[dest]), move_at[movers],
                              cohort[movers], 1.0 - rng.random(len(movers)))
     first = pd.DataFrame({"person": np.arange(n), "muni": origin, "start": 0.0,
