@@ -271,12 +271,26 @@ def create_model(episodes: xr.Dataset, spec: ModelSpec) -> pm.Model:
             pm.Potential("loglik", _family_potential(spec, data, beta0, beta, mu_m,
                                                      hazard_vars, extra, model))
             return model
-        event_part = (data["n_events"] * (pt.log(alpha) + beta0)
-                      + (alpha - 1) * data["sum_d_logt"] + (data["sum_d_x"] * beta).sum()
-                      + (data["events_m"] * mu_m).sum())
-        cum_hazard = cumulative_hazard(beta0 + mu_m, beta, alpha, hazard_vars)
-        pm.Potential("loglik", event_part - cum_hazard)
+        pm.Potential("loglik", weibull_loglik_graph(data, data["events_m"], mu_m, alpha, beta0,
+                                                    beta, hazard_vars))
     return model
+
+
+def weibull_loglik_graph(data: dict[str, pt.TensorVariable], events: pt.TensorVariable,
+                   mu: pt.TensorVariable, alpha: pt.TensorVariable, beta0: pt.TensorVariable,
+                   beta: pt.TensorVariable, hazard_vars: list[pt.TensorVariable]
+                   ) -> pt.TensorVariable:
+    """The Weibull log-likelihood of every episode: the event terms as sums, minus C.
+
+    ``mu``: the per-segment part of the linear predictor besides ``beta0`` (a municipality's,
+    or a cell's: ``model.cells``, ``model.periods``), ``events`` the events per segment;
+    ``data`` holds ``n_events``, ``sum_d_logt`` and ``sum_d_x``; C is the compiled kernel's
+    cumulative hazard (:func:`munirank.model.kernel.cumulative_hazard`).
+    """
+    event_part = (data["n_events"] * (pt.log(alpha) + beta0)
+                  + (alpha - 1) * data["sum_d_logt"] + (data["sum_d_x"] * beta).sum()
+                  + (events * mu).sum())
+    return event_part - cumulative_hazard(beta0 + mu, beta, alpha, hazard_vars)
 
 
 def piece_names() -> list[str]:

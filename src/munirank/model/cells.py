@@ -64,8 +64,9 @@ from munirank.model.build import (
     crude_log_rate,
     time_scale,
     top_level_priors,
+    weibull_loglik_graph,
 )
-from munirank.model.kernel import cumulative_hazard, hazard_data, shared_inputs
+from munirank.model.kernel import hazard_data, shared_inputs
 
 
 def unit_dim(episodes: xr.Dataset) -> str:
@@ -266,11 +267,8 @@ def create_cell_model(episodes: xr.Dataset, spec: ModelSpec) -> pm.Model:
         else:
             u_unit = _group_effect(spec, sigma, data["centred"], level)
         mu_c = z_gamma + u_unit[unit_of[:n_cell]]
-        event_part = (data["n_events"] * (pt.log(alpha) + beta0)
-                      + (alpha - 1) * data["sum_d_logt"] + (data["sum_d_x"] * beta).sum()
-                      + (data["events_c"] * mu_c).sum())
-        cum_hazard = cumulative_hazard(beta0 + mu_c, beta, alpha, hazard_vars)
-        pm.Potential("loglik", event_part - cum_hazard)
+        pm.Potential("loglik", weibull_loglik_graph(data, data["events_c"], mu_c, alpha, beta0,
+                                                    beta, hazard_vars))
     return model
 
 

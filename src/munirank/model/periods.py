@@ -62,9 +62,10 @@ from munirank.model.build import (
     crude_log_rate,
     time_scale,
     top_level_priors,
+    weibull_loglik_graph,
 )
 from munirank.model.cells import _nested_normal, centred_by_information
-from munirank.model.kernel import cumulative_hazard, hazard_data, shared_inputs
+from munirank.model.kernel import hazard_data, shared_inputs
 
 PERIOD_NAMES = ("u_cell_raw", "u_shared_raw", "u_shared", "u_cell")
 """The shared structure's nested variables (raw cell, raw shared, shared effect, cell effect)."""
@@ -141,11 +142,8 @@ def create_period_model(episodes: xr.Dataset, spec: ModelSpec) -> pm.Model:
         else:
             u_cell = _shared_effects(spec, sigma, beta0 + fixed_c, events_c, muni, n_muni)
         mu_c = fixed_c + u_cell
-        event_part = (data["n_events"] * (pt.log(alpha) + beta0)
-                      + (alpha - 1) * data["sum_d_logt"] + (data["sum_d_x"] * beta).sum()
-                      + (data["events_c"] * mu_c).sum())
-        cum_hazard = cumulative_hazard(beta0 + mu_c, beta, alpha, hazard_vars)
-        pm.Potential("loglik", event_part - cum_hazard)
+        pm.Potential("loglik", weibull_loglik_graph(data, data["events_c"], mu_c, alpha, beta0,
+                                                    beta, hazard_vars))
     return model
 
 
