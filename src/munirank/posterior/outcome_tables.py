@@ -22,11 +22,10 @@ import pandas as pd
 import xarray as xr
 
 from munirank.input.spec import Spec
-from munirank.output.disclosure import blank_small_counts, blank_small_parts
+from munirank.output.disclosure import blank_small_parts
 from munirank.posterior import ranks as rk
-from munirank.posterior import sets
 from munirank.posterior.outcomes import outcome_effects, outcome_rank_draws
-from munirank.posterior.tables import covariate_table
+from munirank.posterior.tables import covariate_table, municipality_table
 
 
 def derived_outcome_draws(posterior: xr.Dataset, episodes: xr.Dataset,
@@ -42,34 +41,19 @@ def derived_outcome_draws(posterior: xr.Dataset, episodes: xr.Dataset,
     return eff
 
 
-def _with_counts(table: pd.DataFrame, spec: Spec, converged: bool) -> pd.DataFrame:
-    table = blank_small_counts(table, min_cell=spec.disclosure.min_cell)
-    table["converged"] = converged
-    first = ["municipality", "n_spells", "n_events", "small_cell"]
-    return table[first + [c for c in table.columns if c not in first]]
-
-
 def combined_table(derived: xr.Dataset, episodes: xr.Dataset, spec: Spec, *,
                    converged: bool) -> pd.DataFrame:
-    """municipalities.csv of an outcomes fit: the combined outcome, sorted by mean rank."""
-    ci, k = spec.sampling.ci_prob, spec.ranking.top_k
-    eff = derived["effect_months"]
-    parts = [
-        rk.summarise_effect(eff, "effect_months", ci_prob=ci),
-        derived["observed_months"].mean(rk.SAMPLE_DIMS).rename("observed_months_mean"),
-        derived["expected_months"].mean(rk.SAMPLE_DIMS).rename("expected_months_mean"),
-        (eff < 0).mean(rk.SAMPLE_DIMS).rename("p_faster"),
-        rk.summarise_ranks(derived["rank"], top_k=k, ci_prob=ci),
-        sets.triple_goal(eff).rename(effect_gr="effect_months_gr"),
-        episodes["n_spells"], episodes["n_events"],
-    ]
-    table = xr.merge(parts, compat="override").to_dataframe().reset_index()
-    for pair, corr in effect_correlations(derived["effect_months_outcome"]).items():
-        table[f"effect_corr[{pair}]"] = corr.sel(
-            municipality=table["municipality"].to_numpy()).to_numpy()
-    table = _with_counts(table, spec, converged)
-    table = table.sort_values(["rank_mean", "municipality"], kind="stable").reset_index(drop=True)
-    table.attrs.update(ci_prob=ci, top_k=k)
+    """municipalities.csv of an outcomes fit: the combined outcome, sorted by mean rank.
+
+    :func:`munirank.posterior.tables.municipality_table` without the one-hazard columns, and
+    each municipality's ``effect_corr[a~b]`` before ``converged``.
+    """
+    table = municipality_table(None, derived, episodes, spec, converged=converged)
+    at = table.columns.get_loc("converged")
+    for i, (pair, corr) in enumerate(effect_correlations(derived["effect_months_outcome"])
+                                     .items()):
+        table.insert(at + i, f"effect_corr[{pair}]",
+                     corr.sel(municipality=table["municipality"].to_numpy()).to_numpy())
     return table
 
 

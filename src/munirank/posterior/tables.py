@@ -39,22 +39,29 @@ def shrinkage(posterior: xr.Dataset) -> xr.DataArray:
     return (var_u / (posterior["sigma"] ** 2).mean(rk.SAMPLE_DIMS)).clip(0, 1)
 
 
-def municipality_table(posterior: xr.Dataset, derived: xr.Dataset, episodes: xr.Dataset,
-                       spec: Spec, *, converged: bool) -> pd.DataFrame:
-    """The municipalities.csv table, sorted by mean rank, small counts blanked."""
+def municipality_table(posterior: xr.Dataset | None, derived: xr.Dataset,
+                       episodes: xr.Dataset, spec: Spec, *, converged: bool) -> pd.DataFrame:
+    """The municipalities.csv table, sorted by mean rank, small counts blanked.
+
+    A fit with one hazard (``log_hr`` in ``derived``) also gets its hazard ratios, time ratio
+    and shrinkage (from ``posterior``); the combined outcome of competing outcomes has none
+    (they are per outcome, :mod:`munirank.posterior.outcome_tables`) and needs no posterior.
+    """
     ci, k = spec.sampling.ci_prob, spec.ranking.top_k
     eff = derived["effect_months"]
+    one_hazard = "log_hr" in derived
     parts = [
         rk.summarise_effect(eff, "effect_months", ci_prob=ci),
         derived["observed_months"].mean(rk.SAMPLE_DIMS).rename("observed_months_mean"),
         derived["expected_months"].mean(rk.SAMPLE_DIMS).rename("expected_months_mean"),
-        rk.summarise_effect(derived["log_hr"], "log_hr", ci_prob=ci),
-        rk.summarise_effect(derived["hazard_ratio"], "hazard_ratio", ci_prob=ci),
-        derived["time_ratio"].mean(rk.SAMPLE_DIMS).rename("time_ratio_mean"),
+        *([rk.summarise_effect(derived["log_hr"], "log_hr", ci_prob=ci),
+           rk.summarise_effect(derived["hazard_ratio"], "hazard_ratio", ci_prob=ci),
+           derived["time_ratio"].mean(rk.SAMPLE_DIMS).rename("time_ratio_mean")]
+          if one_hazard else []),
         (eff < 0).mean(rk.SAMPLE_DIMS).rename("p_faster"),
         rk.summarise_ranks(derived["rank"], top_k=k, ci_prob=ci),
         sets.triple_goal(eff).rename(effect_gr="effect_months_gr"),
-        shrinkage(posterior).rename("shrinkage"),
+        *([shrinkage(posterior).rename("shrinkage")] if one_hazard else []),
         episodes["n_spells"], episodes["n_events"],
     ]
     table = xr.merge(parts, compat="override").to_dataframe().reset_index()
