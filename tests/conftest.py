@@ -32,26 +32,33 @@ OWN_NAMES = {"person_id": "pnr", "municipality": "kommune", "start": "indgang",
              "unemployment": "ledighed"}
 
 
+def own_names_spec(spec_file, names=OWN_NAMES, keys=("group", "time", "event", "entry")):
+    """A simulated register's spec with the data keys ``keys`` and the covariates renamed."""
+    from munirank.input.spec import load_spec, spec_to_dict
+
+    spec = spec_to_dict(load_spec(spec_file))
+    data = spec["data"]
+    for key in keys:
+        data[key] = names[data[key]]
+    data["municipal_table"] = "municipal.csv"
+    cov = spec["covariates"]
+    for key in ("individual", "municipal"):
+        cov[key] = [OWN_NAMES[c] for c in cov[key]]
+    return spec
+
+
 @pytest.fixture(scope="session")
 def own_names_dir(tiny_dir, tmp_path_factory):
     """The tiny register with the user's own column names everywhere, truth.csv included."""
     import pandas as pd
     import tomli_w
 
-    from munirank.input.spec import load_spec, spec_to_dict
 
     out = tmp_path_factory.mktemp("own_names")
     for name in ("spells.csv", "municipal.csv", "truth.csv"):
         table = pd.read_csv(tiny_dir / name, dtype={"municipality": str})
         table.rename(columns=OWN_NAMES).to_csv(out / name, index=False)
-    spec = spec_to_dict(load_spec(tiny_dir / "spec.toml"))
-    data = spec["data"]
-    for key in ("group", "time", "event", "entry"):
-        data[key] = OWN_NAMES[data[key]]
-    data["municipal_table"] = "municipal.csv"
-    cov = spec["covariates"]
-    for key in ("individual", "municipal"):
-        cov[key] = [OWN_NAMES[c] for c in cov[key]]
+    spec = own_names_spec(tiny_dir / "spec.toml")
     (out / "spec.toml").write_text(tomli_w.dumps(spec))
     return out
 
@@ -262,7 +269,6 @@ def outcomes_dir(tmp_path_factory):
     import pandas as pd
     import tomli_w
 
-    from munirank.input.spec import load_spec, spec_to_dict
     from munirank.simulation.register import write_register
 
     sim = write_register("tiny-outcomes", 1, tmp_path_factory.mktemp("outcomes_sim"))
@@ -275,15 +281,9 @@ def outcomes_dir(tmp_path_factory):
         if "outcome" in table:
             table["outcome"] = table["outcome"].map(OUTCOME_LABELS)
         table.rename(columns=OWN_NAMES).to_csv(out / name, index=False)
-    spec = spec_to_dict(load_spec(sim / "spec.toml"))
-    data = spec["data"]
-    for key in ("group", "time", "event", "entry", "outcome"):
-        data[key] = OUTCOME_NAMES[data[key]]
-    data["outcomes"] = [OUTCOME_LABELS[v] for v in data["outcomes"]]
-    data["municipal_table"] = "municipal.csv"
-    cov = spec["covariates"]
-    for key in ("individual", "municipal"):
-        cov[key] = [OWN_NAMES[c] for c in cov[key]]
+    spec = own_names_spec(sim / "spec.toml", OUTCOME_NAMES,
+                          ("group", "time", "event", "entry", "outcome"))
+    spec["data"]["outcomes"] = [OUTCOME_LABELS[v] for v in spec["data"]["outcomes"]]
     (out / "spec.toml").write_text(tomli_w.dumps(spec))
     return out
 
