@@ -19,6 +19,7 @@ from munirank.errors import InputError
 from munirank.input.read import check_readable
 from munirank.input.spec import Spec, load_spec, spec_hash, spec_to_dict
 from munirank.output import destinations, files
+from munirank.threads import one_blas_thread
 
 if TYPE_CHECKING:  # imported when fit runs, after its inputs passed validation (see fit)
     import pandas as pd
@@ -54,6 +55,7 @@ def resolve_spec(spec: str | Path | Spec) -> tuple[Spec, str]:
     return load_spec(spec), str(spec)
 
 
+@one_blas_thread
 def fit(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
         draws: int | None = None, tune: int | None = None, chains: int | None = None,
         seed: int | None = None, sampler: str | None = None, method: str | None = None,

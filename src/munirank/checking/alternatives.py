@@ -58,6 +58,7 @@ from munirank.output import destinations, files
 from munirank.posterior import ranks as rk
 from munirank.posterior.effects import duration_effects
 from munirank.posterior.quadrature import duration_effects_quadrature
+from munirank.threads import one_blas_thread
 
 PARETO_K_BAD = 0.7
 LOO_MIN_DRAWS = 25
@@ -139,6 +140,7 @@ def effects_for(posterior: xr.Dataset, episodes: xr.Dataset, baseline: str) -> x
     return duration_effects_quadrature(posterior, episodes, baseline=baseline)
 
 
+@one_blas_thread
 def fit_variant(episodes: xr.Dataset, variant: Variant, spec: Spec, *,
                 keep_loglik: bool = False) -> tuple[VariantFit, xr.DataTree]:
     """Fit one variant; return its aggregates and its posterior tree.
@@ -272,6 +274,7 @@ def prior_sensitivity(tree: xr.DataTree, spec: ModelSpec,
                      "diagnosis": str(r["diagnosis"])} for i, r in table.iterrows()}
 
 
+@one_blas_thread
 def run_checks(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
                models: tuple[str, ...] | None = None, log: Any = None,
                overwrite: bool = False, processes: int | None = None) -> dict[str, Any]:
