@@ -109,23 +109,38 @@ def _loglogistic_terms(eta, h, log_t, log_s, d, alpha, b0, nb, nd, buf):  # noqa
 
 
 @numba.njit(fastmath=FASTMATH, error_model="numpy")
-def _lognormal_terms(eta, h, log_t, log_s, d, alpha, b0, nb, nd, buf):  # noqa: ANN001, ANN202, PLR0913
-    """Block [b0, b0 + nb): h = dr/deta; return (sum r, sum dr/dalpha)."""
-    z, lq, mills = buf[0], buf[1], buf[2]
+def _lognormal_terms(eta, h, log_t, log_s, d, alpha, b0, nb, nd, buf, index):  # noqa: ANN001, ANN202, PLR0913
+    """Block [b0, b0 + nb): h = dr/deta; return (sum r, sum dr/dalpha).
+
+    log Phi(-z) and the Mills ratio at the exit are needed for the censored episodes only
+    (an event's term is -z^2/2): their positions are gathered without branches into
+    ``index`` and the survival function runs on them alone (dk-1999-2005, 35 % events:
+    a gradient 0.35 against 0.40 ms measured on the sampler's draws).
+    """
+    z, lq, mills, zc = buf[0], buf[1], buf[2], buf[3]
+    nc = 0
+    value = 0.0
     for k in range(nb):
         z[k] = eta[k] + alpha * log_t[b0 + k]
-    normal_log_sf(z, nb, lq, mills, buf[3:])
-    value = 0.0
+        dk = d[b0 + k]
+        value -= 0.5 * dk * z[k] * z[k]
+        h[k] = -dk * z[k]
+    for k in range(nb):
+        index[nc] = k
+        nc += d[b0 + k] == 0.0
+    for j in range(nc):
+        zc[j] = z[index[j]]
+    normal_log_sf(zc, nc, lq, mills, buf[4:])
+    for j in range(nc):
+        value += lq[j]
+        h[index[j]] -= mills[j]
     g_alpha = 0.0
     for k in range(nb):
-        dk = d[b0 + k]
-        value += (1.0 - dk) * lq[k] - 0.5 * dk * z[k] * z[k]
-        h[k] = -dk * z[k] - (1.0 - dk) * mills[k]
         g_alpha += h[k] * log_t[b0 + k]
     if nd:  # delayed entries: - log Phi(-z_s)
         for k in range(nd):
             z[k] = eta[k] + alpha * log_s[b0 + k]
-        normal_log_sf(z, nd, lq, mills, buf[3:])
+        normal_log_sf(z, nd, lq, mills, buf[4:])
         for k in range(nd):
             value -= lq[k]
             h[k] += mills[k]
@@ -171,7 +186,8 @@ def _family_blocks(family, a, w_small, w_real, c, theta, x_small, x_real, patter
         weights[1:] = np.exp(theta)
     eta = np.empty(BLOCK)
     h = np.empty(BLOCK)
-    buf = np.empty((6, BLOCK))
+    buf = np.empty((7, BLOCK))
+    index = np.empty(BLOCK, np.int64)
     value = 0.0
     seg = 0
     for b0 in range(0, n, BLOCK):
@@ -191,7 +207,8 @@ def _family_blocks(family, a, w_small, w_real, c, theta, x_small, x_real, patter
             value += v
             g_shape[0] += g
         else:
-            v, g = _lognormal_terms(eta, h, log_t, log_s, extra[0], theta[0], b0, nb, nd, buf)
+            v, g = _lognormal_terms(eta, h, log_t, log_s, extra[0], theta[0], b0, nb, nd, buf,
+                                    index)
             value += v
             g_shape[0] += g
         seg = _segment_sums(h, g_a, seg_start, seg_m, seg, b0, b1)
@@ -355,7 +372,10 @@ def _pointwise_row(family, out, eta, log_t, log_s, d, alpha, log_alpha, integral
         for s in range(n):
             out[s] = d * (log_alpha[s] - log_t + z[s]) - (1.0 + d) * a[s]
     else:
-        normal_log_sf(z, n, a, b, buf[3:])
+        if d != 1.0:  # an event's term needs no survival function at its exit
+            normal_log_sf(z, n, a, b, buf[3:])
+        else:
+            a[:n] = 0.0
         for s in range(n):
             out[s] = (d * (log_alpha[s] - log_t - 0.5 * z[s] * z[s] - _LOG_SQRT_2PI)
                       + (1.0 - d) * a[s])
