@@ -9,21 +9,29 @@ from munirank.studies.bench import TARGETS, _summarise, table_text
 
 
 def _check_case():
-    models = {"weibull": {"seconds": 6.0}, "lognormal": {"seconds": 9.0},
-              "exponential": {"seconds": 4.0}}
-    return {"process_seconds": 40.0, "wall_seconds": 37.0, "chosen_model": "weibull",
-            "models": models}
+    models = {"weibull": {"seconds": 6.0, "cpu_seconds": 10.0},
+              "lognormal": {"seconds": 9.0, "cpu_seconds": 15.0},
+              "exponential": {"seconds": 4.0, "cpu_seconds": 12.0}}
+    return {"process_seconds": 40.0, "process_cpu_seconds": 70.0, "wall_seconds": 37.0,
+            "chosen_model": "weibull", "models": models}
 
 
 def test_ratios_to_the_fit_of_the_same_run(tmp_path):
-    cases = {"nutpie": {"process_seconds": 8.0, "wall_seconds": 6.0, "ess_per_second": 1.0},
+    cases = {"nutpie": {"process_seconds": 8.0, "process_cpu_seconds": 14.0,
+                        "wall_seconds": 6.0, "cpu_seconds": 10.0, "ess_per_second": 1.0},
              "check": _check_case()}
     ratios = _summarise(cases, tmp_path)["ratios"]
     assert ratios["check_over_fit"] == pytest.approx(5.0)  # whole commands
-    assert ratios["alternative_over_fit_max"] == pytest.approx(1.5)  # lognormal, in-process
+    assert ratios["check_cpu_over_fit"] == pytest.approx(5.0)
+    # each alternative's CPU seconds over the fit's (in process): the target
+    assert ratios["alternative_cpu_over_fit_max"] == pytest.approx(1.5)  # lognormal
+    assert ratios["alternative_cpu_over_fit[exponential]"] == pytest.approx(1.2)
+    # and its seconds over the fit's, recorded beside
+    assert ratios["alternative_over_fit_max"] == pytest.approx(1.5)
     assert ratios["alternative_over_fit[exponential]"] == pytest.approx(4 / 6)
-    assert "alternative_over_fit[weibull]" not in ratios  # the chosen model is no alternative
-    assert TARGETS["check_over_fit_max"] == 6.0 and TARGETS["alternative_over_fit_max"] == 2.0
+    assert not any("[weibull]" in k for k in ratios)  # the chosen model is no alternative
+    assert TARGETS["check_over_fit_max"] == 6.0
+    assert TARGETS["alternative_cpu_over_fit_max"] == 2.0
     assert "check_over_fit: 5.00" in table_text({"cases": cases, "ratios": ratios,
                                                   "agreement": {}})
 
@@ -42,7 +50,7 @@ def test_the_case_reads_each_models_seconds_from_check_json(tiny_dir, tmp_path, 
     def fake_check(data, *, spec, out):
         seen.update(data=data, draws=spec.sampling.draws, tune=spec.sampling.tuning_steps)
         out.mkdir()
-        models = {"weibull": {"seconds": 2.0, "converged": True,
+        models = {"weibull": {"seconds": 2.0, "cpu_seconds": 3.5, "converged": True,
                               "timings": {"draw_seconds": 1.5}},
                   "lognormal": {"seconds": 3.0, "converged": False, "timings": {}}}
         (out / "check.json").write_text(json.dumps(
@@ -52,7 +60,7 @@ def test_the_case_reads_each_models_seconds_from_check_json(tiny_dir, tmp_path, 
     monkeypatch.setattr(api, "check", fake_check, raising=False)
     got = bench_check.run_case(tiny_dir, tmp_path / "check", draws=30, tune=40)
     assert seen == {"data": tiny_dir / "spells.csv", "draws": 30, "tune": 40}
-    assert got["models"] == {"weibull": {"seconds": 2.0, "draw_seconds": 1.5},
+    assert got["models"] == {"weibull": {"seconds": 2.0, "cpu_seconds": 3.5, "draw_seconds": 1.5},
                              "lognormal": {"seconds": 3.0}}
     assert got["converged"] is False and got["chosen_model"] == "weibull"
     assert got["stage_timings"] == {"read_seconds": 0.1} and got["wall_seconds"] > 0

@@ -90,6 +90,9 @@ class VariantFit:
     seconds: float
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds of its stages: model, compile, draw, diagnostics, loo, effects_ranks."""
+    cpu_seconds: float = float("nan")
+    """CPU seconds (every thread) of the process that fitted it, while it did: a model's own
+    cost, which its seconds are not where two processes share the cores."""
 
 
 def variants(spec: Spec, *, has_municipal: bool,
@@ -149,6 +152,7 @@ def fit_variant(episodes: xr.Dataset, variant: Variant, spec: Spec, *,
     the likelihood): the log-likelihood summed over episodes, per draw.
     """
     clock = [time.perf_counter()]
+    cpu0 = time.process_time()
 
     def lap() -> float:
         clock.append(time.perf_counter())
@@ -177,7 +181,7 @@ def fit_variant(episodes: xr.Dataset, variant: Variant, spec: Spec, *,
     if keep_loglik:
         groups["log_likelihood"] = xr.Dataset({"loglik": loo.loglik_draws})
     out = VariantFit(variant, loo.loo, int((loo.loo.pareto_k > PARETO_K_BAD).sum()), diag,
-                     table, clock[-1] - clock[0], timings)
+                     table, clock[-1] - clock[0], timings, time.process_time() - cpu0)
     return out, xr.DataTree.from_dict(groups)
 
 
@@ -357,6 +361,7 @@ def run_checks(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
         "chosen_model": todo[0].name,
         "models": {f.variant.name: {**{k2: v for k2, v in f.diagnostics.items()},
                                     "seconds": round(f.seconds, 1),
+                                    "cpu_seconds": round(f.cpu_seconds, 1),
                                     "timings": {k2: round(v, 2) for k2, v in f.timings.items()}}
                    for f in fits},
         "prior_sensitivity": psense,

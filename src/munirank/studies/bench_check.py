@@ -6,8 +6,12 @@ process that :mod:`munirank.studies.bench` starts for each case; bench records t
 seconds from its start to the last file, as for every case. From check.json come each model's
 seconds (from building its model to its ranks) and their stages. :func:`ratios` sets them
 against the ``nutpie`` case of the same bench run: the whole ``check`` command over the whole
-``fit`` command, and each alternative's seconds over the fit's own in-process seconds (both
-without the interpreter's start and imports). The targets of issue 29 are 6 and 2.
+``fit`` command (wall seconds, and CPU seconds besides), and each alternative over the fit in
+process (without the interpreter's start and imports). An alternative's cost is its CPU
+seconds: where two processes share the cores (:mod:`munirank.checking.schedule`) a model's
+wall seconds are about half the other process's too, so they are recorded but the target
+(issue 29: each alternative within 2 times the fit; the whole command within 6) is set on
+CPU seconds against the fit's CPU seconds.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 CHECK_OVER_FIT_MAX = 6.0
-ALTERNATIVE_OVER_FIT_MAX = 2.0
+ALTERNATIVE_CPU_OVER_FIT_MAX = 2.0
 
 
 def run_case(data: Path, out: Path, draws: int | None, tune: int | None) -> dict[str, Any]:
@@ -39,7 +43,9 @@ def run_case(data: Path, out: Path, draws: int | None, tune: int | None) -> dict
     api.check(data / "spells.csv", spec=spec, out=out)
     wall = time.perf_counter() - t0
     check = json.loads((out / "check.json").read_text())
-    models = {name: {"seconds": m["seconds"], **m.get("timings", {})}
+    models = {name: {"seconds": m["seconds"],
+                     **({"cpu_seconds": m["cpu_seconds"]} if "cpu_seconds" in m else {}),
+                     **m.get("timings", {})}
               for name, m in check["models"].items()}
     return {"wall_seconds": wall, "chosen_model": check["chosen_model"], "models": models,
             "stage_timings": check.get("timings", {}),
@@ -50,13 +56,21 @@ def run_case(data: Path, out: Path, draws: int | None, tune: int | None) -> dict
 def ratios(check: dict[str, Any], fit: dict[str, Any]) -> dict[str, float]:
     """The check case against the default fit (the ``nutpie`` case) of the same bench run.
 
-    ``check_over_fit``: whole commands (``process_seconds``); ``alternative_over_fit_max``:
-    the slowest alternative's seconds over the fit's ``wall_seconds``; and each alternative's.
+    ``check_over_fit``: whole commands (``process_seconds``), and ``check_cpu_over_fit`` their
+    CPU seconds where recorded; per alternative, ``alternative_cpu_over_fit[name]`` (its CPU
+    seconds over the fit's in-process ``cpu_seconds``; the target) and
+    ``alternative_over_fit[name]`` (its seconds over the fit's ``wall_seconds``), each with
+    its ``_max``.
     """
     out = {"check_over_fit": check["process_seconds"] / fit["process_seconds"]}
-    each = {name: m["seconds"] / fit["wall_seconds"] for name, m in check["models"].items()
-            if name != check["chosen_model"]}
-    if each:
-        out["alternative_over_fit_max"] = max(each.values())
-    out.update({f"alternative_over_fit[{name}]": r for name, r in each.items()})
+    if check.get("process_cpu_seconds") and fit.get("process_cpu_seconds"):
+        out["check_cpu_over_fit"] = check["process_cpu_seconds"] / fit["process_cpu_seconds"]
+    others = {name: m for name, m in check["models"].items() if name != check["chosen_model"]}
+    for key, own, base in (("alternative_cpu_over_fit", "cpu_seconds", "cpu_seconds"),
+                           ("alternative_over_fit", "seconds", "wall_seconds")):
+        each = {name: m[own] / fit[base] for name, m in others.items()
+                if m.get(own) is not None and fit.get(base)}
+        if each:
+            out[f"{key}_max"] = max(each.values())
+        out.update({f"{key}[{name}]": r for name, r in each.items()})
     return out
