@@ -40,3 +40,20 @@ def test_an_error_in_the_second_process_is_raised_in_the_first(tiny_spec, tmp_pa
 def test_no_variants_start_nothing(tiny_spec, tmp_path):
     with schedule.second_process(tmp_path / "missing.csv", tiny_spec, []) as result:
         assert result(0) is None
+
+
+def test_the_second_process_gets_about_half_the_work_and_never_the_chosen_model():
+    every = ["weibull", "exponential", "loglogistic", "lognormal", "piecewise_exponential",
+             "weibull", "weibull"]  # check's seven models on a register with municipal data
+    second = schedule.second_share(every)
+    assert 0 not in second and second == sorted(set(second)) and len(second) < len(every) - 1
+    cost = [schedule.RELATIVE_COST[b] for b in every]
+    busy = sum(cost[i] for i in second) + schedule.SECOND_EXTRA
+    first = sum(cost) - busy + schedule.SECOND_EXTRA + schedule.FIRST_EXTRA
+    # no other split would leave the busier process less to do
+    assert max(first, busy) <= sum(cost) / 2 + schedule.FIRST_EXTRA / 2 + 0.2
+    assert abs(first - busy) < min(cost)
+    assert schedule.second_share(every) == second  # the same split every time
+    assert schedule.second_share(["weibull", "lognormal"]) == [1]
+    # a costly chosen model: both alternatives go to the second process
+    assert schedule.second_share(["lognormal", "weibull", "exponential"]) == [1, 2]

@@ -324,10 +324,11 @@ def run_checks(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
     t_read = time.perf_counter()
     todo = variants(spec_obj, has_municipal=episodes.sizes["municipal_covariate"] > 0,
                     names=models)
-    # the chosen model and every other alternative here; the rest in a second process
+    # the chosen model and some alternatives here; the rest, about as costly, in a second one
     n_processes = processes or schedule.processes(len(todo) - 1, episodes.sizes["episode"],
                                                   total)
-    other = list(range(1, len(todo), 2)) if n_processes == 2 else []
+    other = (schedule.second_share([v.model.baseline for v in todo])
+             if n_processes == 2 else [])
     by_index: dict[int, VariantFit] = {}
     with schedule.second_process(data, spec_obj, [todo[i] for i in other]) as result:
         for i, variant in enumerate(todo):

@@ -1,12 +1,17 @@
-"""The alternatives of ``munirank check`` two at a time: half of them in a second process.
+"""The alternatives of ``munirank check`` two at a time: about half the work in a second process.
 
 Each model's sampler already runs its chains on every core (nutpie: one thread per core), but
 between two samplers a model spends seconds on one core: building and compiling the model,
 convergence diagnostics, parts of LOO and of the effects. A second process, started before
-the chosen model is fitted, fits every other alternative meanwhile, so that one model's
-single-threaded stages overlap another's sampling. Each model is fitted with the same spec,
-seed and episodes as in one process, so its draws and every table are the same whichever
-process fits it (tested); the results are gathered in the models' order.
+the chosen model is fitted, fits some of the alternatives meanwhile, so that one model's
+single-threaded stages overlap another's sampling. Which ones: :func:`second_share` splits
+the models so that both processes have about as much to do, by each baseline's cost relative
+to the Weibull model's (:data:`RELATIVE_COST`, CPU seconds of each model's whole fit on
+``dk-1999-2005``, bench of 2026-12-07), the first process also carrying the chosen model and
+the command's own stages after the models, the second its interpreter's start. Each model is
+fitted with the same spec, seed and episodes as in one process, so its draws and every table
+are the same whichever process fits it (tested); the results are gathered in the models'
+order.
 
 One process is used where there is one core, in a daemonic process (a study's dask worker may
 not start children), with fewer than two alternatives, for small fits (fewer than
@@ -38,6 +43,35 @@ WORKER_BYTES = 60_000
 """Memory a second process may need per episode (the check of ``dk-1999-2005``, 23,563
 episodes, peaked at 1.1 GiB in one process: about 50 kB per episode) and its floor below."""
 WORKER_FLOOR_BYTES = 1 << 30
+
+
+RELATIVE_COST = {"weibull": 1.0, "exponential": 1.0, "piecewise_exponential": 1.1,
+                 "loglogistic": 1.35, "lognormal": 1.8}
+"""CPU seconds of a model's fit (sampling, LOO, effects) over the Weibull model's, by baseline:
+15.8, 15.5, 17.5, 21.5 and 28.1 s on ``dk-1999-2005`` (4 x 1,000 draws, 2026-12-07). A
+model that changes the effects or drops the municipal covariates costs as its baseline."""
+FIRST_EXTRA, SECOND_EXTRA = 0.1, 0.2
+"""The first process's stages after the models (completion, prior sensitivity) and the second
+one's start (interpreter, imports, reading the register), in the same units."""
+
+
+def second_share(baselines: list[str]) -> list[int]:
+    """Indices (into ``baselines``, the chosen model first) of the models the second process fits.
+
+    The split whose busier process has the least to do, by :data:`RELATIVE_COST`; of equally
+    good ones the first in a fixed order, so that the same models always go to the same
+    process (their results would be the same either way: tested).
+    """
+    cost = [RELATIVE_COST.get(b, 1.0) for b in baselines]
+    alternatives = range(1, len(cost))
+    best: tuple[float, list[int]] = (float("inf"), [])
+    for mask in range(1 << (len(cost) - 1)):  # at most 2^6 splits: tried one by one
+        second = [i for i in alternatives if mask >> (i - 1) & 1]
+        busy = sum(cost[i] for i in second) + SECOND_EXTRA
+        first = sum(cost) - busy + SECOND_EXTRA + FIRST_EXTRA
+        if second and max(first, busy) < best[0] - 1e-9:
+            best = (max(first, busy), second)
+    return best[1]
 
 
 def available_bytes() -> int:
