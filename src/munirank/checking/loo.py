@@ -42,7 +42,7 @@ from munirank.model.build import (
     piece_exposure,
     time_scale,
 )
-from munirank.model.family_kernel import FAMILIES, WEIBULL, _pointwise_row
+from munirank.model.family_kernel import FAMILIES, WEIBULL, episode_row
 from munirank.model.kernel import FASTMATH
 from munirank.model.vector_math import sources_key
 
@@ -185,20 +185,11 @@ def _compile_block(key: int):  # noqa: ANN202
             lw = np.empty(n_draw)
             work = np.empty((2, n_draw))
             scratch = np.empty((5, n_draw), np.int64)
-            integral = buf[6]
-            lp_event = buf[7]
             tot = totals[c]
             for i in range(c * ROWS_PER_CHUNK, min((c + 1) * ROWS_PER_CHUNK, n_ep)):
                 _add_rows(eta[i], mu[codes[i]], beta0)
-                if family == 1:
-                    for s in range(n_draw):
-                        acc = 0.0
-                        for j in range(rates.shape[1]):
-                            acc += rates[s, j] * exposure[i, j]
-                        integral[s] = acc
-                        lp_event[s] = log_piece[s, piece[i]]
-                _pointwise_row(family, ll, eta[i], log_t[i], log_s[i], d[i], alpha,
-                               log_alpha, integral, lp_event, buf)
+                episode_row(family, ll, eta[i], i, log_t, log_s, d, alpha, log_alpha, rates,
+                            exposure, log_piece, piece, buf)
                 for s in range(n_draw):
                     ll[s] -= d[i] * log_scale  # density in months
                     tot[s] += ll[s]

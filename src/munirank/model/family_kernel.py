@@ -392,6 +392,28 @@ def _pointwise_row(family, out, eta, log_t, log_s, d, alpha, log_alpha, integral
                 out[s] -= a[s]
 
 
+@numba.njit(fastmath=FASTMATH, error_model="numpy")
+def episode_row(family, out, eta, i, log_t, log_s, d, alpha, log_alpha, rates, exposure,  # noqa: ANN001, ANN201, PLR0913
+                log_piece, piece, buf):
+    """Episode i's log-likelihood at every draw into ``out`` (:func:`_pointwise_row`).
+
+    Piecewise: its integral of the hazard from ``rates`` (draws x pieces) and ``exposure``
+    first. ``buf``: (8, draws) scratch. Used by :func:`pointwise_rows` and by LOO's pass
+    (:mod:`munirank.checking.loo`).
+    """
+    integral = buf[6]
+    lp_event = buf[7]
+    if family == 1:
+        for s in range(eta.shape[0]):
+            acc = 0.0
+            for j in range(rates.shape[1]):
+                acc += rates[s, j] * exposure[i, j]
+            integral[s] = acc
+            lp_event[s] = log_piece[s, piece[i]]
+    _pointwise_row(family, out, eta, log_t[i], log_s[i], d[i], alpha, log_alpha, integral,
+                   lp_event, buf)
+
+
 def _compile_rows(key: int):  # noqa: ANN202
     @numba.njit(fastmath=FASTMATH, error_model="numpy", cache=True, parallel=True)
     def rows(family, eta, log_t, log_s, d, alpha, piece, exposure, log_piece, out):  # noqa: ANN001, ANN202, PLR0913
@@ -401,17 +423,8 @@ def _compile_rows(key: int):  # noqa: ANN202
         log_alpha = np.log(alpha)
         for i in numba.prange(n_ep):
             buf = np.empty((8, n_draw))
-            integral = buf[6]
-            lp_event = buf[7]
-            if family == 1:
-                for s in range(n_draw):
-                    acc = 0.0
-                    for j in range(rates.shape[1]):
-                        acc += rates[s, j] * exposure[i, j]
-                    integral[s] = acc
-                    lp_event[s] = log_piece[s, piece[i]]
-            _pointwise_row(family, out[i], eta[i], log_t[i], log_s[i], d[i], alpha,
-                           log_alpha, integral, lp_event, buf)
+            episode_row(family, out[i], eta[i], i, log_t, log_s, d, alpha, log_alpha, rates,
+                        exposure, log_piece, piece, buf)
         return out
 
     return rows
