@@ -146,7 +146,7 @@ RUNS = [
     Run("bench", ("--cases", "scale-nuts,scale-laplace", *SHORT_BENCH), slow=True),
     Run("bench", ("--cases", "episodes", "--episodes-persons", "2000"), slow=True),
     Run("bench", ("--cases", "study-replicate", "--draws", "20"), slow=True),
-    Run("bench", ("--cases", "check", "--draws", "20"), slow=True),
+    Run("bench", ("--cases", "check", *SHORT_BENCH), slow=True),
 ]
 
 

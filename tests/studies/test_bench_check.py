@@ -64,3 +64,21 @@ def test_the_case_reads_each_models_seconds_from_check_json(tiny_dir, tmp_path, 
                              "lognormal": {"seconds": 3.0}}
     assert got["converged"] is False and got["chosen_model"] == "weibull"
     assert got["stage_timings"] == {"read_seconds": 0.1} and got["wall_seconds"] > 0
+
+
+def test_alternating_runs_give_the_median_of_their_pairs(tmp_path):
+    """With --repeats the check alternates with the fit: each ratio is taken pair by pair
+    (a fit and the check right after it) and the median reported, with its range."""
+    fits = [{"process_seconds": s, "process_cpu_seconds": 2 * s, "wall_seconds": s - 2,
+             "cpu_seconds": 2 * s - 4, "ess_per_second": 1.0} for s in (10.0, 14.0, 12.0)]
+    checks = [{**_check_case(), "process_seconds": s} for s in (62.0, 70.0, 78.0)]
+    cases = {"nutpie": {**fits[0], "runs": fits}, "check": {**checks[0], "runs": checks}}
+    report = _summarise(cases, tmp_path)
+    pairs = [62 / 10, 70 / 14, 78 / 12]
+    assert report["ratios"]["check_over_fit"] == pytest.approx(sorted(pairs)[1])
+    assert report["ratio_ranges"]["check_over_fit"] == pytest.approx([min(pairs), max(pairs)])
+    lognormal = [15 / (2 * s - 4) for s in (10.0, 14.0, 12.0)]
+    assert report["ratios"]["alternative_cpu_over_fit_max"] == pytest.approx(
+        sorted(lognormal)[1])
+    text = table_text({"cases": cases, **report})
+    assert "check_over_fit: 6.20 (median of 3 paired runs, range 5.00-6.50)" in text

@@ -58,8 +58,10 @@ DK_SPELLS = 23_563
 LAPLACE_DRAWS = 250
 CASES = ("nutpie", "pymc", "nutpie-cold", "frequentist", "laplace", "scale-nuts",
          "scale-laplace", "study-replicate", "episodes", "check", "periods", "outcomes")
-PAIRED = ("nutpie", "pymc", "outcomes")
-"""The cases run ``repeats`` times, alternating, and compared pair by pair."""
+PAIRED = ("nutpie", "pymc", "outcomes", "check")
+"""The cases run ``repeats`` times, alternating, and compared pair by pair: a ratio of two
+cases is the median of its pairs, each measured minutes apart at most (on the shared 2-core
+machine of issue 29 the same fit's drawing took 5.4-7.3 s from one run to the next)."""
 REPEATS = 3
 TARGETS = {  # issue 23: whole commands, from process start to the last file
     "nutpie_command_seconds_max": 6.0,
@@ -285,7 +287,9 @@ def _paired_runs(paired: list[str], data: dict[str, Path], work: Path, draws: in
         if not ok:
             out[case] = rs[0]
             continue
-        median = sorted(ok, key=lambda r: r["ess_per_second"])[(len(ok) - 1) // 2]
+        # the median run by ESS per second, or by its seconds where it has none (check)
+        median = sorted(ok, key=lambda r: r.get("ess_per_second", -r["process_seconds"]))[
+            (len(ok) - 1) // 2]
         out[case] = {**median, "runs": rs}
     return out
 
@@ -450,7 +454,9 @@ def _summarise(results: dict[str, dict[str, Any]], work: Path) -> dict[str, Any]
     if "check" in ok and "nutpie" in ok:
         from munirank.studies import bench_check
 
-        ratios.update(bench_check.ratios(ok["check"], ok["nutpie"]))
+        pairs = bench_check.paired_ratios(ok["check"], ok["nutpie"])
+        ratios.update(pairs["median"])
+        ranges.update(pairs["ranges"])
     if "nutpie-cold" in ok and "nutpie" in ok:
         ratios["compile_cold_over_warm"] = (ok["nutpie-cold"]["compile_seconds"]
                                             / ok["nutpie"]["compile_seconds"])

@@ -11,12 +11,16 @@ process (without the interpreter's start and imports). An alternative's cost is 
 seconds: where two processes share the cores (:mod:`munirank.checking.schedule`) a model's
 wall seconds are about half the other process's too, so they are recorded but the target
 (issue 29: each alternative within 2 times the fit; the whole command within 6) is set on
-CPU seconds against the fit's CPU seconds.
+CPU seconds against the fit's CPU seconds. With ``--repeats`` the check alternates with the
+fit like the other paired cases (:data:`munirank.studies.bench.PAIRED`) and each ratio is the
+median of its pairs (:func:`paired_ratios`), since this machine's speed drifts by about 15 %
+between runs minutes apart.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -74,3 +78,27 @@ def ratios(check: dict[str, Any], fit: dict[str, Any]) -> dict[str, float]:
             out[f"{key}_max"] = max(each.values())
         out.update({f"{key}[{name}]": r for name, r in each.items()})
     return out
+
+
+def paired_ratios(check: dict[str, Any], fit: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """:func:`ratios` of each pair of alternating runs (bench's ``runs``), and their medians.
+
+    Returns
+    -------
+    dict
+        ``median``: each ratio's median over the pairs; ``ranges``: its [min, max] where there
+        is more than one pair.
+    """
+    runs_c, runs_f = check.get("runs", [check]), fit.get("runs", [fit])
+    if len(runs_c) != len(runs_f):
+        runs_c, runs_f = [check], [fit]
+    each = [ratios(c, f) for c, f in zip(runs_c, runs_f, strict=True)
+            if "error" not in c and "error" not in f]
+    keys = sorted({k for r in each for k in r}, key=lambda k: (k.startswith("alt"), k))
+    median, ranges = {}, {}
+    for key in keys:
+        values = [r[key] for r in each if key in r]
+        median[key] = float(statistics.median(values))
+        if len(values) > 1:
+            ranges[key] = [min(values), max(values)]
+    return {"median": median, "ranges": ranges}
