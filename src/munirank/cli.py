@@ -134,6 +134,14 @@ def _delegate(module: str, function: str) -> Callable[[argparse.Namespace], int]
     return call
 
 
+def _check(args: argparse.Namespace) -> int:
+    """``munirank check``: its second process started before the models are imported."""
+    from munirank.checking.schedule import start_early
+
+    start_early()
+    return _delegate("checking.alternatives", "check_command")(args)
+
+
 def _add_data_spec_out(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", type=Path, help="spell file: .csv, .parquet, .dta or .sas7bdat")
     p.add_argument("--spec", required=True, type=Path, help="SPEC.toml")
@@ -188,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_spec_out(p)
     _add_sampling(p)
     p.add_argument("--models", help="comma-separated alternatives to fit (default all)")
-    p.set_defaults(func=_delegate("checking.alternatives", "check_command"))
+    p.set_defaults(func=_check)
 
     p = sub.add_parser("compare", help="frequentist benchmark vs Bayesian, side by side")
     _add_data_spec_out(p)

@@ -151,11 +151,17 @@ def test_the_chosen_models_draws_are_the_fits_and_a_rerun_gives_the_same_tables(
     for name in ("alpha", "beta0", "beta", "gamma", "sigma", "u"):
         np.testing.assert_array_equal(got[name].values, want[name].values)
     tables = ("loo.csv", "rank_sensitivity.csv", "ranks_by_model.csv", "completion.csv")
-    for run, processes in (("a", 1), ("b", 2)):
+    from munirank.checking import schedule
+
+    for run, processes in (("a", 1), ("b", 2), ("c", 2)):
+        if run == "c":  # the second process started before, as munirank check does
+            schedule.start_early()
         checks.run_checks(tiny_dir / "spells.csv", spec=spec, out=tmp_path / run,
                           models=("lognormal", "exponential"), processes=processes)
+    assert schedule._early is None  # taken and ended
     for name in tables:
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+        for run in ("b", "c"):
+            assert (tmp_path / "a" / name).read_bytes() == (tmp_path / run / name).read_bytes()
     check = [json.loads((tmp_path / r / "check.json").read_text()) for r in ("a", "b")]
     assert [c["processes"] for c in check] == [1, 2]
     assert check[0]["prior_sensitivity"] == check[1]["prior_sensitivity"]

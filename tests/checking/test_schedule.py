@@ -57,3 +57,22 @@ def test_the_second_process_gets_about_half_the_work_and_never_the_chosen_model(
     assert schedule.second_share(["weibull", "lognormal"]) == [1]
     # a costly chosen model: both alternatives go to the second process
     assert schedule.second_share(["lognormal", "weibull", "exponential"]) == [1, 2]
+
+
+def test_an_early_second_process_is_ended_when_one_process_fits_everything(monkeypatch):
+    monkeypatch.setattr(schedule.os, "cpu_count", lambda: 2)
+    schedule.start_early()
+    folder, proc = schedule._early
+    with schedule.second_process("unused.csv", None, []) as result:  # nothing for it to do
+        assert result(0) is None
+    assert schedule._early is None and proc.poll() is not None and not folder.exists()
+    schedule.start_early()
+    folder, proc = schedule._early
+    schedule._stop_early()  # at exit without a job
+    assert proc.poll() is not None and not folder.exists()
+
+
+def test_no_early_process_on_one_core(monkeypatch):
+    monkeypatch.setattr(schedule.os, "cpu_count", lambda: 1)
+    schedule.start_early()
+    assert schedule._early is None

@@ -57,8 +57,13 @@ def test_the_case_reads_each_models_seconds_from_check_json(tiny_dir, tmp_path, 
             {"chosen_model": "weibull", "models": models, "n_episodes": 10,
              "timings": {"read_seconds": 0.1}}))
 
+    from munirank.checking import schedule
+
     monkeypatch.setattr(api, "check", fake_check, raising=False)
+    started = []
+    monkeypatch.setattr(schedule, "start_early", lambda: started.append(True))
     got = bench_check.run_case(tiny_dir, tmp_path / "check", draws=30, tune=40)
+    assert started == [True]  # the second process started first, as munirank check does
     assert seen == {"data": tiny_dir / "spells.csv", "draws": 30, "tune": 40}
     assert got["models"] == {"weibull": {"seconds": 2.0, "cpu_seconds": 3.5, "draw_seconds": 1.5},
                              "lognormal": {"seconds": 3.0}}

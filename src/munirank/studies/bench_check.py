@@ -39,6 +39,9 @@ def run_case(data: Path, out: Path, draws: int | None, tune: int | None) -> dict
         check.json), ``chosen_model``, ``stage_timings`` (the command's stages besides the
         models), ``converged`` (every model) and ``n_episodes``.
     """
+    from munirank.checking.schedule import start_early
+
+    start_early()  # as ``munirank check`` does, before the models are imported
     from munirank import api
     from munirank.input.spec import load_spec
 
