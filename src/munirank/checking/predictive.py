@@ -26,6 +26,8 @@ the curve's own width).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numba
 import numpy as np
 import pandas as pd
@@ -354,32 +356,60 @@ def completion_table(posterior: xr.Dataset, episodes: xr.Dataset, *, baseline: s
     names = episodes["municipality"].to_numpy().tolist()
     codes = as_codes(episodes)
     entry = episodes["entry"].to_numpy()
-    share = piece_weights(episodes)  # pieces count by their share of their episode
-    share = np.ones(len(codes)) if share is None else share
-    weights = np.zeros((len(codes), len(names) + 1))
-    weights[np.arange(len(codes)), codes] = share
-    weights[:, -1] = (unsplit_entry(episodes) == 0) * share
-    weights /= weights.sum(axis=0)
+    weights = _group_weights(episodes, codes, len(names))
     done = np.stack([1 - survival_link(baseline, eta + g[:, [j]]) @ weights
                      for j in range(len(grid))], axis=-1)  # sample, group, month
     tail = (1 - ci_prob) / 2
     pred = (done.mean(0), np.quantile(done, tail, 0), np.quantile(done, 1 - tail, 0))
-    parts = []
-    for col, group in enumerate([*names, NATIONAL]):
+    groups = [NATIONAL, *names]  # national first; its column is the last
+    columns: dict[str, list[Any]] = {k: [] for k in COMPLETION_COLUMNS[2:-1]}
+    exit_, event = episodes["exit"].to_numpy(), episodes["event"].to_numpy()
+    for group in groups:  # arrays per group, one table at the end (a DataFrame per
+        # municipality cost 0.5 s of pandas overhead on dk-1999-2005)
+        col = len(names) if group == NATIONAL else names.index(group)
         sel = np.ones(len(codes), bool) if group == NATIONAL else municipality == group
-        km = kaplan_meier(entry[sel], episodes["exit"].to_numpy()[sel],
-                          episodes["event"].to_numpy()[sel], grid, ci_prob=ci_prob,
+        km = kaplan_meier(entry[sel], exit_[sel], event[sel], grid, ci_prob=ci_prob,
                           min_cell=min_cell)
-        parts.append(pd.DataFrame({
-            "group": group, "month": grid, "at_risk": km["at_risk"],
-            "observed": 1 - km["km"], "observed_lo": 1 - km["km_hi"],
-            "observed_hi": 1 - km["km_lo"], "pred_mean": pred[0][col],
-            "pred_lo": pred[1][col], "pred_hi": pred[2][col]}))
-    out = pd.concat([parts[-1], *parts[:-1]], ignore_index=True)
+        for key, values in (("at_risk", km["at_risk"]), ("observed", 1 - km["km"]),
+                            ("observed_lo", 1 - km["km_hi"]),
+                            ("observed_hi", 1 - km["km_lo"]), ("pred_mean", pred[0][col]),
+                            ("pred_lo", pred[1][col]), ("pred_hi", pred[2][col])):
+            columns[key].append(values)
+    out = pd.DataFrame({"group": np.repeat(groups, len(grid)),
+                        "month": np.tile(grid, len(groups)),
+                        **{k: _concat(v) for k, v in columns.items()}})
     overlap = (out["observed_lo"] <= out["pred_hi"]) & (out["observed_hi"] >= out["pred_lo"])
     out["consistent"] = overlap.astype("boolean").mask(out["observed"].isna())
     out.attrs.update(ci_prob=ci_prob, min_cell=min_cell, n_draws=thinned.sizes["sample"])
     return out[COMPLETION_COLUMNS]
+
+
+def _concat(parts: list[Any]) -> Any:
+    """One column from its parts, keeping a nullable dtype (``at_risk`` is Int64)."""
+    if isinstance(parts[0], pd.Series):
+        return pd.concat(parts, ignore_index=True).array
+    return np.concatenate(parts)
+
+
+def _group_weights(episodes: xr.Dataset, codes: np.ndarray, n_munis: int) -> Any:
+    """(episodes, municipalities + 1) weights of the group means, as a sparse matrix.
+
+    Column m averages municipality m's episodes, the last column the first episodes
+    (national); pieces of split episodes count by their share. Sparse: each episode has two
+    entries of the 272 columns, and the dense product took 1.2 s of one core per check on
+    dk-1999-2005 (3 months x 200 draws x 23,563 x 272), the sparse one milliseconds.
+    """
+    from scipy import sparse
+
+    n = len(codes)
+    share = piece_weights(episodes)  # pieces count by their share of their episode
+    share = np.ones(n) if share is None else share
+    national = (unsplit_entry(episodes) == 0) * share
+    own = share / np.bincount(codes, weights=share, minlength=n_munis)[codes]
+    rows = np.concatenate([np.arange(n), np.arange(n)])
+    cols = np.concatenate([codes, np.full(n, n_munis)])
+    return sparse.csr_array((np.concatenate([own, national / national.sum()]), (rows, cols)),
+                            shape=(n, n_munis + 1))
 
 
 def completion_summary(table: pd.DataFrame) -> dict[str, dict[str, float]]:
