@@ -114,12 +114,15 @@ def model_loo(posterior: xr.Dataset, episodes: xr.Dataset, *, baseline: str,
                                + draws_by_label(posterior, "u", "municipality", episodes)).T)
     shapes = _shape_arguments(posterior, episodes, baseline, t, s)
     n_draws, n_ep = len(beta0), len(t)
-    alpha = shapes.get("alpha", np.ones(n_draws))
+    alpha = np.ascontiguousarray(shapes.get("alpha", np.ones(n_draws)), float)
     if "piece" in shapes:
         piece, exposure, log_piece = shapes["piece"], shapes["exposure"], shapes["log_piece"]
     else:  # placeholders of the right types
         piece, exposure, log_piece = (np.zeros(n_ep, np.int64), np.zeros((n_ep, 1)),
                                       np.zeros((n_draws, 1)))
+    piece = np.asarray(piece, np.int64)
+    exposure = np.ascontiguousarray(exposure, float)
+    log_piece = np.ascontiguousarray(log_piece, float)
     n_tail = tail_length(n_draws, relative_efficiency(
         posterior[[v for v in PARAMETERS if v in posterior]]))
     elpd, khat, p_loo = np.empty(n_ep), np.empty(n_ep), np.empty(n_ep)
@@ -132,10 +135,8 @@ def model_loo(posterior: xr.Dataset, episodes: xr.Dataset, *, baseline: str,
         block = eta[:sl.stop - b0]
         np.matmul(x[sl], beta.T, out=block)
         elpd[sl], khat[sl], p_loo[sl], flat, totals = _block(
-            family, block, mu, codes[sl], beta0, log_t[sl], log_s[sl], d[sl],
-            np.ascontiguousarray(alpha, float), np.ascontiguousarray(piece[sl], np.int64),
-            np.ascontiguousarray(exposure[sl], float), np.ascontiguousarray(log_piece, float),
-            float(np.log(scale)), n_tail)
+            family, block, mu, codes[sl], beta0, log_t[sl], log_s[sl], d[sl], alpha,
+            piece[sl], exposure[sl], log_piece, float(np.log(scale)), n_tail)
         if flat.any():
             raise ValueError("All tail values are the same")  # arviz-stats' error
         for row in totals:  # chunk by chunk, in order: the same sum on any number of threads
