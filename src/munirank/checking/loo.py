@@ -38,6 +38,7 @@ from munirank.model.build import (
     PARAMETERS,
     _log_or_minus_inf,
     draws_by_label,
+    model_times,
     piece_cuts,
     piece_exposure,
     time_scale,
@@ -101,8 +102,7 @@ def model_loo(posterior: xr.Dataset, episodes: xr.Dataset, *, baseline: str,
     ModelLoo
     """
     scale = time_scale(episodes)
-    t = episodes["exit"].to_numpy() / scale
-    s = episodes["entry"].to_numpy() / scale
+    t, s = model_times(episodes)
     d = episodes["event"].to_numpy().astype(float)
     log_t, log_s = np.log(t), _log_or_minus_inf(s)
     x, codes = episodes["x"].to_numpy(), as_codes(episodes)

@@ -28,7 +28,7 @@ import pandas as pd
 import xarray as xr
 
 from munirank.input.episodes import as_codes
-from munirank.model.build import pointwise_loglik, time_scale, weibull_loglik
+from munirank.model.build import model_times, pointwise_loglik, time_scale, weibull_loglik
 
 
 def outcome_pointwise_loglik(posterior: xr.Dataset, episodes: xr.Dataset) -> xr.DataArray:
@@ -41,8 +41,7 @@ def outcome_pointwise_loglik(posterior: xr.Dataset, episodes: xr.Dataset) -> xr.
         terms (:mod:`munirank.model.outcomes`).
     """
     scale = time_scale(episodes)
-    t = episodes["exit"].to_numpy() / scale
-    s = episodes["entry"].to_numpy() / scale
+    t, s = model_times(episodes)
     code, m = episodes["episode_outcome"].to_numpy(), as_codes(episodes)
     x, z = episodes["x"].to_numpy(), episodes["z"].to_numpy()
     n_chain, n_draw = posterior.sizes["chain"], posterior.sizes["draw"]

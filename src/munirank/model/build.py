@@ -69,6 +69,12 @@ def time_scale(episodes: xr.Dataset) -> float:
     return float(episodes.attrs["horizon_months"])
 
 
+def model_times(episodes: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Exit and entry times of the episodes in the model's time unit (:func:`time_scale`)."""
+    scale = time_scale(episodes)
+    return episodes["exit"].to_numpy() / scale, episodes["entry"].to_numpy() / scale
+
+
 def crude_log_rate(episodes: xr.Dataset) -> float:
     """Log of events per unit of (rescaled) exposure: the centre of the intercept prior."""
     scale = time_scale(episodes)
@@ -227,9 +233,7 @@ def create_model(episodes: xr.Dataset, spec: ModelSpec) -> pm.Model:
 
         return create_period_model(episodes, spec)
     p = spec.priors
-    scale = time_scale(episodes)
-    t = episodes["exit"].to_numpy() / scale
-    s = episodes["entry"].to_numpy() / scale
+    t, s = model_times(episodes)
     d = episodes["event"].to_numpy().astype(float)
     x = episodes["x"].to_numpy()
     z = episodes["z"].to_numpy()

@@ -62,7 +62,7 @@ from munirank.model.build import (
     _log_or_minus_inf,
     _packed_data,
     crude_log_rate,
-    time_scale,
+    model_times,
     top_level_priors,
     weibull_loglik_graph,
 )
@@ -229,9 +229,7 @@ def create_cell_model(episodes: xr.Dataset, spec: ModelSpec) -> pm.Model:
         ``u_old`` (``old_municipality``), ``u`` being the new municipalities' effects.
     """
     p = spec.priors
-    scale = time_scale(episodes)
-    t = episodes["exit"].to_numpy() / scale
-    s = episodes["entry"].to_numpy() / scale
+    t, s = model_times(episodes)
     d = episodes["event"].to_numpy().astype(float)
     x = episodes["x"].to_numpy()
     codes = episodes["episode_cell"].to_numpy().astype(np.int64)

@@ -62,6 +62,7 @@ from munirank.model.build import (
     _log_or_minus_inf,
     _packed_data,
     centring_weights,
+    model_times,
     time_scale,
 )
 from munirank.model.hazards import cumulative_hazards
@@ -108,11 +109,9 @@ def create_outcome_model(episodes: xr.Dataset, spec: ModelSpec) -> pm.Model:
         (``outcome``), ``rho`` (``outcome_pair``) and ``u`` (``municipality``, ``outcome``).
     """
     p = spec.priors
-    scale = time_scale(episodes)
     labels = episodes["outcome"].to_numpy().tolist()
     n_out = len(labels)
-    t = episodes["exit"].to_numpy() / scale
-    s = episodes["entry"].to_numpy() / scale
+    t, s = model_times(episodes)
     codes = as_codes(episodes)
     coords = {name: episodes[name].to_numpy().tolist()
               for name in ("municipality", "covariate", "municipal_covariate", "outcome")}
