@@ -31,8 +31,8 @@ from munirank.model import kernel
 from munirank.model.kernel import FASTMATH, _add_columns, _blocks, _column_sums, _unpack
 
 
-@numba.njit(fastmath=FASTMATH, cache=True)
-def cumulative_hazards_kernel(a, beta, alpha, x_small, x_real, pattern, table, floats, layout):  # noqa: ANN001, ANN201, PLR0913
+@numba.njit(fastmath=FASTMATH)
+def _hazards(a, beta, alpha, x_small, x_real, pattern, table, floats, layout):  # noqa: ANN001, ANN201, PLR0913
     """Value and gradient of the summed cumulative hazards of K outcomes (module docstring).
 
     ``a`` (K, segments), ``beta`` (K, covariates), ``alpha`` (K). Returns ``(C, dC/da,
@@ -67,6 +67,27 @@ def cumulative_hazards_kernel(a, beta, alpha, x_small, x_real, pattern, table, f
     return np.array(value), g_a, g_beta, g_alpha
 
 
+SOURCE_VERSION = int(hashlib.sha256(Path(__file__).read_bytes()
+                                    + str(kernel.SOURCE_VERSION).encode()).hexdigest()[:15], 16)
+"""This module's and the kernel's source: part of PyTensor's cache key (as in model.kernel)
+and of numba's, whose cache of a function follows its own file only, not the kernel's
+helpers it calls (as :mod:`munirank.model.family_kernel`'s factories)."""
+
+
+def _compile(key: int):  # noqa: ANN202
+    @numba.njit(fastmath=FASTMATH, cache=True)
+    def cumulative_hazards_kernel(a, beta, alpha, x_small, x_real, pattern, table, floats,  # noqa: ANN001, ANN202, PLR0913
+                                  layout):
+        """:func:`_hazards`; ``key`` is in numba's cache index (closure variables are)."""
+        _ = key
+        return _hazards(a, beta, alpha, x_small, x_real, pattern, table, floats, layout)
+
+    return cumulative_hazards_kernel
+
+
+cumulative_hazards_kernel = _compile(SOURCE_VERSION)
+
+
 class CumulativeHazards(kernel.CumulativeHazard):
     """PyTensor Op: (a, beta, alpha, *HazardData arrays) -> C and its gradient, K outcomes.
 
@@ -89,10 +110,6 @@ class CumulativeHazards(kernel.CumulativeHazard):
 
 
 cumulative_hazards_op = CumulativeHazards()
-
-SOURCE_VERSION = int(hashlib.sha256(Path(__file__).read_bytes()
-                                    + str(kernel.SOURCE_VERSION).encode()).hexdigest()[:15], 16)
-"""This module's and the kernel's source, part of PyTensor's cache key (as in model.kernel)."""
 
 
 @register_funcify_default_op_cache_key(CumulativeHazards)
