@@ -260,6 +260,30 @@ def test_normal_log_sf_and_mills_ratio_match_scipy():
     assert np.abs(mills[~normal]).max() < 1e-290
 
 
+def test_normal_log_sf_is_the_same_whatever_else_is_in_the_block():
+    """Cody's branch beyond |z| = 5.66 runs only on blocks that hold such a z: each value is
+    the same bit for bit whether its block holds one or not."""
+    from munirank.model.vector_math import normal_log_sf, normal_sf
+
+    rng = np.random.default_rng(3)
+    near = rng.normal(0.0, 1.5, 4001)
+    near = near[np.abs(near) <= 5.6]
+    both = np.concatenate([near, [6.0, -7.5, 30.0]])
+
+    def run(z):
+        lq, mills, work, sf = (np.empty_like(z), np.empty_like(z), np.empty((3, len(z))),
+                               np.empty_like(z))
+        normal_log_sf(z, len(z), lq, mills, work)
+        normal_sf(z, len(z), sf, work[0])
+        return lq, mills, sf
+
+    for alone, mixed in zip(run(near), run(both), strict=True):
+        assert np.array_equal(alone, mixed[:len(near)])
+    for k, z in enumerate(both[len(near):]):  # and a far z alone as within the block
+        for alone, mixed in zip(run(np.array([z])), run(both), strict=True):
+            assert alone[0] == mixed[len(near) + k]
+
+
 def test_softplus_and_logistic_match_numpy():
     from munirank.model.vector_math import softplus
 
