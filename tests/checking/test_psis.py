@@ -1,5 +1,7 @@
 """PSIS-LOO by rows (issue 29) against arviz-stats' own, episode by episode."""
 
+import math
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -54,3 +56,23 @@ def test_a_tail_of_one_value_is_refused_as_arviz_stats_does():
         _arviz(ll, 4, 1.0)
     with pytest.raises(ValueError, match="All tail values are the same"):
         psis_loo_rows(ll, r_eff=1.0)
+
+
+def test_max_is_numpys_maximum_with_nan_propagated():
+    from munirank.checking.psis import _max
+
+    rng = np.random.default_rng(5)
+    for n in (1, 7, 8, 9, 4000, 4003):
+        a = rng.normal(size=n)
+        assert _max(a) == a.max()
+        a[n // 2] = np.nan
+        assert np.isnan(_max(a))
+    assert _max(np.array([-np.inf, -np.inf])) == -np.inf
+
+
+def test_tail_log_survival_is_log1p_of_the_plotting_positions():
+    from munirank.checking.psis import tail_log_survival
+
+    m = 189  # math's log1p, as arviz-stats' loop had it (numpy's differs in the last bit)
+    want = [math.log1p(-((j + 0.5) / m)) for j in range(m)]
+    np.testing.assert_array_equal(tail_log_survival(m), want)

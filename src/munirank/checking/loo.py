@@ -32,7 +32,13 @@ import numba
 import numpy as np
 import xarray as xr
 
-from munirank.checking.psis import loo_result, psis_row, relative_efficiency, tail_length
+from munirank.checking.psis import (
+    loo_result,
+    psis_row,
+    relative_efficiency,
+    tail_length,
+    tail_log_survival,
+)
 from munirank.input.episodes import as_codes
 from munirank.model.build import (
     PARAMETERS,
@@ -180,6 +186,7 @@ def _compile_block(key: int):  # noqa: ANN202
         p_loo = np.empty(n_ep)
         flat = np.zeros(n_ep, np.bool_)
         totals = np.zeros((n_chunks, n_draw))
+        log_surv = tail_log_survival(n_tail)
         for c in numba.prange(n_chunks):
             buf = np.empty((8, n_draw))
             ll = np.empty(n_draw)
@@ -194,7 +201,7 @@ def _compile_block(key: int):  # noqa: ANN202
                 for s in range(n_draw):
                     ll[s] -= d[i] * log_scale  # density in months
                     tot[s] += ll[s]
-                elpd[i], khat[i], p_loo[i], ok = psis_row(ll, n_tail, lw, work, scratch)
+                elpd[i], khat[i], p_loo[i], ok = psis_row(ll, n_tail, log_surv, lw, work, scratch)
                 flat[i] = not ok
         return elpd, khat, p_loo, flat, totals
 
