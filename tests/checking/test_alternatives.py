@@ -117,6 +117,11 @@ def test_check_on_tiny_writes_loo_table_without_person_data(tiny_dir, tiny_spec,
                                          "effects_ranks_seconds"}
         assert sum(model["timings"].values()) <= model["seconds"] + 0.1
         assert model["cpu_seconds"] > 0  # its own process's CPU while it was fitted
+        assert model["process"] == 1  # one alternative: one process
+        assert 0 <= model["start_seconds"] <= check["timings"]["read_seconds"] + sum(
+            m["seconds"] for m in check["models"].values()) + 30  # stages and slack
+    starts = {name: m["start_seconds"] for name, m in check["models"].items()}
+    assert starts["weibull"] < starts["loglogistic"]  # the chosen model first
     assert set(check["timings"]) == {"read_seconds", "models_seconds", "compare_seconds",
                                      "prior_sensitivity_seconds", "completion_seconds"}
     n_ep = result["check"]["n_episodes"]
@@ -165,7 +170,8 @@ def test_the_chosen_models_draws_are_the_fits_and_a_rerun_gives_the_same_tables(
     check = [json.loads((tmp_path / r / "check.json").read_text()) for r in ("a", "b")]
     assert [c["processes"] for c in check] == [1, 2]
     assert check[0]["prior_sensitivity"] == check[1]["prior_sensitivity"]
-    clocks = ("seconds", "cpu_seconds", "timings")
+    clocks = ("seconds", "cpu_seconds", "timings", "process", "start_seconds")
+    assert {m["process"] for m in check[1]["models"].values()} == {1, 2}
     for name, model in check[0]["models"].items():
         other = check[1]["models"][name]
         assert {k: v for k, v in model.items() if k not in clocks} == {

@@ -93,6 +93,8 @@ class VariantFit:
     cpu_seconds: float = float("nan")
     """CPU seconds (every thread) of the process that fitted it, while it did: a model's own
     cost, which its seconds are not where two processes share the cores."""
+    started: float = float("nan")
+    """When its fit began (``time.time()``: the same clock in either process)."""
 
 
 def variants(spec: Spec, *, has_municipal: bool,
@@ -153,6 +155,7 @@ def fit_variant(episodes: xr.Dataset, variant: Variant, spec: Spec, *,
     """
     clock = [time.perf_counter()]
     cpu0 = time.process_time()
+    started = time.time()
 
     def lap() -> float:
         clock.append(time.perf_counter())
@@ -181,7 +184,7 @@ def fit_variant(episodes: xr.Dataset, variant: Variant, spec: Spec, *,
     if keep_loglik:
         groups["log_likelihood"] = xr.Dataset({"loglik": loo.loglik_draws})
     out = VariantFit(variant, loo.loo, int((loo.loo.pareto_k > PARETO_K_BAD).sum()), diag,
-                     table, clock[-1] - clock[0], timings, time.process_time() - cpu0)
+                     table, clock[-1] - clock[0], timings, time.process_time() - cpu0, started)
     return out, xr.DataTree.from_dict(groups)
 
 
@@ -319,7 +322,7 @@ def run_checks(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
     if total < LOO_MIN_DRAWS:
         raise InputError(f"check needs at least {LOO_MIN_DRAWS} draws in all (draws x chains) "
                          f"for PSIS-LOO, not {total}", option="--draws")
-    t0 = time.perf_counter()
+    t0, epoch0 = time.perf_counter(), time.time()
     episodes = load_episodes(data, spec_obj)
     t_read = time.perf_counter()
     todo = variants(spec_obj, has_municipal=episodes.sizes["municipal_covariate"] > 0,
@@ -357,8 +360,10 @@ def run_checks(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
         "models": {f.variant.name: {**{k2: v for k2, v in f.diagnostics.items()},
                                     "seconds": round(f.seconds, 1),
                                     "cpu_seconds": round(f.cpu_seconds, 1),
+                                    "process": 2 if i in other else 1,
+                                    "start_seconds": round(f.started - epoch0, 1),
                                     "timings": {k2: round(v, 2) for k2, v in f.timings.items()}}
-                   for f in fits},
+                   for i, f in enumerate(fits)},
         "prior_sensitivity": psense,
         "completion_consistent_share": predictive.completion_summary(completion),
         "sampling": {"draws": spec_obj.sampling.draws, "tune": spec_obj.sampling.tuning_steps,
