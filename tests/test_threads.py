@@ -35,3 +35,18 @@ def test_the_commands_and_each_check_model_are_limited():
 
     for func in (fit, run_checks, fit_variant):
         assert func.__wrapped__.__name__ == func.__name__
+
+
+def test_importing_munirank_makes_openmps_idle_threads_sleep_unless_told_otherwise():
+    import os
+    import subprocess
+    import sys
+
+    code = "import os, munirank; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    got = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.strip()
+    assert got == "PASSIVE"
+    got = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "active"},
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert got == "active"  # the user's own setting is kept

@@ -18,6 +18,9 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from munirank.errors import InputError, NotConvergedError
+from munirank.threads import passive_openmp
+
+passive_openmp()  # before any numba kernel loads OpenMP (munirank.threads)
 
 try:
     __version__ = version("munirank")
