@@ -335,7 +335,7 @@ def run_checks(data: str | Path, *, spec: str | Path | Spec, out: str | Path,
     by_index: dict[int, VariantFit] = {}
     chosen = todo[0].model
     stages: dict[str, float] = {}
-    with schedule.second_process(data, spec_obj, [todo[i] for i in other]) as result:
+    with schedule.second_process(episodes, spec_obj, [todo[i] for i in other]) as result:
         for i, variant in enumerate(todo):
             if i in other:
                 continue
