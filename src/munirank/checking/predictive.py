@@ -82,19 +82,26 @@ def kaplan_meier(entry: np.ndarray, exit: np.ndarray, event: np.ndarray, grid: n
         ``month``, ``km``, ``km_lo``, ``km_hi``, ``at_risk`` (nullable; NA where
         ``at_risk < min_cell``).
     """
-    times, curve, lo, hi = km_curve(entry, exit, event, ci_prob=ci_prob)
-    at_risk = ((entry[None, :] <= grid[:, None]) & (exit[None, :] > grid[:, None])).sum(axis=1)
-    out = pd.DataFrame({
-        "month": grid,
-        "km": _step_at(times, curve, grid),
-        "km_lo": _step_at(times, lo, grid),
-        "km_hi": _step_at(times, hi, grid),
-        "at_risk": pd.array(at_risk, dtype="Int64"),
-    })
-    hide = at_risk < min_cell
-    out.loc[hide, ["km", "km_lo", "km_hi"]] = np.nan
+    km, km_lo, km_hi, at_risk, hide = _km_on_grid(entry, exit, event, grid, ci_prob=ci_prob,
+                                                  min_cell=min_cell)
+    out = pd.DataFrame({"month": grid, "km": km, "km_lo": km_lo, "km_hi": km_hi,
+                        "at_risk": pd.array(at_risk, dtype="Int64")})
     out["at_risk"] = out["at_risk"].mask(hide)
     return out
+
+
+def _km_on_grid(entry: np.ndarray, exit: np.ndarray, event: np.ndarray, grid: np.ndarray, *,
+                ci_prob: float, min_cell: int) -> tuple[np.ndarray, ...]:
+    """:func:`kaplan_meier`'s values as arrays, without a DataFrame per call.
+
+    km, km_lo, km_hi (NaN where hidden), the number at risk, and where it is below
+    ``min_cell`` (hidden); the completion table calls it once per municipality.
+    """
+    times, curve, lo, hi = km_curve(entry, exit, event, ci_prob=ci_prob)
+    at_risk = ((entry[None, :] <= grid[:, None]) & (exit[None, :] > grid[:, None])).sum(axis=1)
+    hide = at_risk < min_cell
+    values = [np.where(hide, np.nan, _step_at(times, v, grid)) for v in (curve, lo, hi)]
+    return (*values, at_risk, hide)
 
 
 def _step_at(times: np.ndarray, values: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -352,7 +359,6 @@ def completion_table(posterior: xr.Dataset, episodes: xr.Dataset, *, baseline: s
     thinned = thin_draws(posterior, max_draws)
     eta = linear_predictor(thinned, episodes).transpose("sample", "episode").to_numpy()
     g = _log_time(thinned, baseline, grid / time_scale(episodes), episodes)
-    municipality = episodes["episode_municipality"].to_numpy()
     names = episodes["municipality"].to_numpy().tolist()
     codes = as_codes(episodes)
     entry = episodes["entry"].to_numpy()
@@ -363,32 +369,30 @@ def completion_table(posterior: xr.Dataset, episodes: xr.Dataset, *, baseline: s
     pred = (done.mean(0), np.quantile(done, tail, 0), np.quantile(done, 1 - tail, 0))
     groups = [NATIONAL, *names]  # national first; its column is the last
     columns: dict[str, list[Any]] = {k: [] for k in COMPLETION_COLUMNS[2:-1]}
+    hidden = []
     exit_, event = episodes["exit"].to_numpy(), episodes["event"].to_numpy()
-    for group in groups:  # arrays per group, one table at the end (a DataFrame per
-        # municipality cost 0.5 s of pandas overhead on dk-1999-2005)
-        col = len(names) if group == NATIONAL else names.index(group)
-        sel = np.ones(len(codes), bool) if group == NATIONAL else municipality == group
-        km = kaplan_meier(entry[sel], exit_[sel], event[sel], grid, ci_prob=ci_prob,
-                          min_cell=min_cell)
-        for key, values in (("at_risk", km["at_risk"]), ("observed", 1 - km["km"]),
-                            ("observed_lo", 1 - km["km_hi"]),
-                            ("observed_hi", 1 - km["km_lo"]), ("pred_mean", pred[0][col]),
-                            ("pred_lo", pred[1][col]), ("pred_hi", pred[2][col])):
+    for col in range(len(groups)):  # arrays per group, one table at the end (a DataFrame per
+        # municipality cost 0.5 s of pandas overhead on dk-1999-2005); national is the last
+        # column of the predictions, the first group of the table
+        group = len(names) if col == 0 else col - 1
+        sel = np.ones(len(codes), bool) if col == 0 else codes == group
+        km, km_lo, km_hi, at_risk, hide = _km_on_grid(entry[sel], exit_[sel], event[sel],
+                                                      grid, ci_prob=ci_prob, min_cell=min_cell)
+        hidden.append(hide)
+        for key, values in (("at_risk", at_risk), ("observed", 1 - km),
+                            ("observed_lo", 1 - km_hi), ("observed_hi", 1 - km_lo),
+                            ("pred_mean", pred[0][group]), ("pred_lo", pred[1][group]),
+                            ("pred_hi", pred[2][group])):
             columns[key].append(values)
     out = pd.DataFrame({"group": np.repeat(groups, len(grid)),
                         "month": np.tile(grid, len(groups)),
-                        **{k: _concat(v) for k, v in columns.items()}})
+                        **{k: np.concatenate(v) for k, v in columns.items()}})
+    out["at_risk"] = pd.array(out["at_risk"], dtype="Int64")
+    out["at_risk"] = out["at_risk"].mask(np.concatenate(hidden))
     overlap = (out["observed_lo"] <= out["pred_hi"]) & (out["observed_hi"] >= out["pred_lo"])
     out["consistent"] = overlap.astype("boolean").mask(out["observed"].isna())
     out.attrs.update(ci_prob=ci_prob, min_cell=min_cell, n_draws=thinned.sizes["sample"])
     return out[COMPLETION_COLUMNS]
-
-
-def _concat(parts: list[Any]) -> Any:
-    """One column from its parts, keeping a nullable dtype (``at_risk`` is Int64)."""
-    if isinstance(parts[0], pd.Series):
-        return pd.concat(parts, ignore_index=True).array
-    return np.concatenate(parts)
 
 
 def _group_weights(episodes: xr.Dataset, codes: np.ndarray, n_munis: int) -> Any:
