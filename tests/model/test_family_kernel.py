@@ -261,8 +261,9 @@ def test_normal_log_sf_and_mills_ratio_match_scipy():
 
 
 def test_normal_log_sf_is_the_same_whatever_else_is_in_the_block():
-    """Cody's branch beyond |z| = 5.66 runs only on blocks that hold such a z: each value is
-    the same bit for bit whether its block holds one or not."""
+    """Each value is the same bit for bit whether its block holds a z beyond Cody's last
+    branch point (|z| = 5.66) or not (a version that ran that branch only on such blocks
+    kept this, and was slower in the sampler: see model.vector_math's history)."""
     from munirank.model.vector_math import normal_log_sf, normal_sf
 
     rng = np.random.default_rng(3)

@@ -121,55 +121,27 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 @numba.njit(fastmath={"contract"}, error_model="numpy", inline="always")
-def _cody_near(y: float) -> float:
-    """For 0 <= y <= 4: erfc(y) where y <= 0.46875, else R(y) with erfc(y) = exp(-y^2) R(y).
+def _cody(y: float) -> float:
+    """For y >= 0: erfc(y) where y <= 0.46875, else R(y) with erfc(y) = exp(-y^2) R(y).
 
     Cody's loops written out with scalar constants, and inlined by numba into its callers
     here (which are compiled with the same flags): as a call, LLVM did not inline it and the
-    loops ran scalar (21 ns an element, against 3 ns). Both branches' polynomials are
-    evaluated (a vector lane takes either), but one division serves both: the small branch's
-    value is 1 - (y num)/den, the middle one's num/den, so the quotient of the selected
-    numerator and denominator gives either bit for bit.
+    loops ran scalar (21 ns an element, against 3 ns).
     """
     ysq = y * y
     num = ((((_A4 * ysq + _A0) * ysq + _A1) * ysq + _A2) * ysq + _A3)
     den = ((((ysq + _B0) * ysq + _B1) * ysq + _B2) * ysq + _B3)
-    num2 = ((((((((_C8 * y + _C0) * y + _C1) * y + _C2) * y + _C3) * y + _C4) * y + _C5) * y
-             + _C6) * y + _C7)
-    den2 = ((((((((y + _D0) * y + _D1) * y + _D2) * y + _D3) * y + _D4) * y + _D5) * y
-             + _D6) * y + _D7)
-    small = y <= _ERF_SMALL
-    q = (y * num if small else num2) / (den if small else den2)
-    return 1.0 - q if small else q
-
-
-@numba.njit(fastmath={"contract"}, error_model="numpy", inline="always")
-def _cody_far(y: float) -> float:
-    """For y > 4: R(y) with erfc(y) = exp(-y^2) R(y) (Cody's asymptotic branch)."""
-    inv = 1.0 / (y * y)
+    small = 1.0 - y * num / den
+    num = ((((((((_C8 * y + _C0) * y + _C1) * y + _C2) * y + _C3) * y + _C4) * y + _C5) * y
+            + _C6) * y + _C7)
+    den = ((((((((y + _D0) * y + _D1) * y + _D2) * y + _D3) * y + _D4) * y + _D5) * y
+            + _D6) * y + _D7)
+    middle = num / den
+    inv = 1.0 / ysq
     num = (((((_CP5 * inv + _CP0) * inv + _CP1) * inv + _CP2) * inv + _CP3) * inv + _CP4)
     den = (((((inv + _CQ0) * inv + _CQ1) * inv + _CQ2) * inv + _CQ3) * inv + _CQ4)
-    return (_SQRPI - inv * num / den) / y
-
-
-@numba.njit(fastmath={"contract"}, error_model="numpy", inline="always")
-def _cody(z: np.ndarray, n: int, r: np.ndarray) -> None:
-    """r[:n] = Cody's erfc(y) or R(y) (see :func:`_cody_near`) at y = |z|/sqrt(2).
-
-    The branch beyond y = 4 (|z| > 5.66: two divisions more) runs only on a block that has
-    such a z, and there on those alone: on the sampler's draws they are rare, and evaluating
-    it in every lane cost a third of the survival function's time.
-    """
-    for k in range(n):
-        r[k] = _cody_near(abs(z[k]) * _SQRT1_2)
-    far = 0
-    for k in range(n):
-        far += abs(z[k]) * _SQRT1_2 > 4.0
-    if far:
-        for k in range(n):
-            y = abs(z[k]) * _SQRT1_2
-            if y > 4.0:
-                r[k] = _cody_far(y)
+    large = (_SQRPI - inv * num / den) / y
+    return small if y <= _ERF_SMALL else (middle if y <= 4.0 else large)
 
 
 @numba.njit(fastmath={"contract"}, error_model="numpy", cache=True)
@@ -191,7 +163,8 @@ def softplus(z: np.ndarray, n: int, sp: np.ndarray, sig: np.ndarray) -> None:
 @numba.njit(fastmath={"contract"}, error_model="numpy", cache=True)
 def normal_sf(z: np.ndarray, n: int, out: np.ndarray, work: np.ndarray) -> None:
     """out[:n] = Phi(-z), by Cody's erfc (``work``: n scratch); see :func:`normal_log_sf`."""
-    _cody(z, n, work)
+    for k in range(n):
+        work[k] = _cody(abs(z[k]) * _SQRT1_2)
     for k in range(n):
         out[k] = exp(-0.5 * z[k] * z[k])
     for k in range(n):
@@ -215,27 +188,25 @@ def normal_log_sf(z: np.ndarray, n: int, lq: np.ndarray, mills: np.ndarray,
     r = work[0]
     ey = work[1]
     lr = work[2]
-    _cody(z, n, r)
+    for k in range(n):
+        r[k] = _cody(abs(z[k]) * _SQRT1_2)
     for k in range(n):
         ey[k] = exp(-0.5 * z[k] * z[k])
+    for k in range(n):
+        lr[k] = log(r[k])
     for k in range(n):
         small = abs(z[k]) * _SQRT1_2 <= _ERF_SMALL
         tail = 0.5 * (r[k] if small else ey[k] * r[k])  # Phi(-|z|)
         upper = z[k] > 0.0
-        big = upper and not small
-        # one division for either form of the Mills ratio: sqrt(2/pi)/R or phi/Phi(-z)
-        mills[k] = ((_SQRT_2_PI if big else ey[k] * _INV_SQRT_2PI)
-                    / (r[k] if big else (tail if upper else 1.0 - tail)))
+        mills[k] = (_SQRT_2_PI / r[k] if upper and not small
+                    else ey[k] * _INV_SQRT_2PI / (tail if upper else 1.0 - tail))
         lq[k] = -tail
-        lr[k] = r[k] if upper else 1.0 + lq[k]  # log's argument: R, or u = 1 + y of log1p
     for k in range(n):
-        lr[k] = log(lr[k])  # one logarithm for either branch
+        lq[k] = log1p(lq[k])
     for k in range(n):
         above = lr[k] - _LN2 - (0.0 if abs(z[k]) * _SQRT1_2 <= _ERF_SMALL
                                 else 0.5 * z[k] * z[k])
-        u = 1.0 + lq[k]  # log1p(y) = log(u) - ((u - 1) - y)/u, as in :func:`log1p`
-        below = lr[k] - ((u - 1.0) - lq[k]) / u
-        lq[k] = above if z[k] > 0.0 else below
+        lq[k] = above if z[k] > 0.0 else lq[k]
 
 
 def sources_key(*modules: str) -> int:
