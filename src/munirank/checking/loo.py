@@ -33,9 +33,11 @@ import numpy as np
 import xarray as xr
 
 from munirank.checking.psis import (
+    ROWS_PER_CHUNK,
     loo_result,
     psis_row,
     relative_efficiency,
+    row_scratch,
     tail_length,
     tail_log_survival,
 )
@@ -163,10 +165,6 @@ def _add_rows(eta, mu, beta0):  # noqa: ANN001, ANN202
         eta[s] = (eta[s] + mu[s]) + beta0[s]
 
 
-ROWS_PER_CHUNK = 64
-"""Episodes a thread takes at a time (its scratch is allocated once per chunk)."""
-
-
 def _compile_block(key: int):  # noqa: ANN202
     @numba.njit(fastmath=FASTMATH, error_model="numpy", cache=True, parallel=True)
     def block(family, eta, mu, codes, beta0, log_t, log_s, d, alpha, piece, exposure,  # noqa: ANN001, ANN202, PLR0913
@@ -190,9 +188,7 @@ def _compile_block(key: int):  # noqa: ANN202
         for c in numba.prange(n_chunks):
             buf = np.empty((8, n_draw))
             ll = np.empty(n_draw)
-            lw = np.empty(n_draw)
-            work = np.empty((2, n_draw))
-            scratch = np.empty((5, n_draw), np.int64)
+            lw, work, scratch = row_scratch(n_draw)
             tot = totals[c]
             for i in range(c * ROWS_PER_CHUNK, min((c + 1) * ROWS_PER_CHUNK, n_ep)):
                 _add_rows(eta[i], mu[codes[i]], beta0)

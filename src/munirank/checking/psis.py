@@ -53,11 +53,11 @@ def tail_length(n_samples: int, r_eff: float) -> int:
     return int(np.floor(n_samples / 5))
 
 
-# helpers are compiled only when the entry point is (not cached themselves: see
-# munirank.model.vector_math.sources_key)
 _LANES = 8
 
 
+# helpers are compiled only when the entry point is (not cached themselves: see
+# munirank.model.vector_math.sources_key)
 @numba.njit
 def _max(a):  # noqa: ANN001, ANN202
     """``a.max()`` (NaN if any element is NaN), in eight running maxima.
@@ -282,6 +282,12 @@ def _smooth_log_weights(lw, n_tail, log_surv, work, scratch):  # noqa: ANN001, A
 
 
 @numba.njit
+def row_scratch(n):  # noqa: ANN001, ANN202
+    """(lw, work, scratch): :func:`psis_row`'s scratch for rows of ``n`` draws, one per thread."""
+    return np.empty(n), np.empty((2, n)), np.empty((5, n), np.int64)
+
+
+@numba.njit
 def psis_row(ll, n_tail, log_surv, lw, work, scratch):  # noqa: ANN001, ANN202
     """(elpd, k-hat, p_loo, ok) of one episode's log-likelihood draws ``ll``.
 
@@ -317,7 +323,8 @@ def _compile_loo_rows(key: int):  # noqa: ANN202
 
 
 ROWS_PER_CHUNK = 64
-"""Rows a thread takes at a time (its scratch is allocated once per chunk)."""
+"""Rows a thread takes at a time (its scratch is allocated once per chunk; also
+:mod:`munirank.checking.loo`'s episodes per chunk)."""
 
 
 @numba.njit(parallel=True)
@@ -330,9 +337,7 @@ def _loo_rows(loglik, n_tail):  # noqa: ANN001, ANN202
     n_chunks = (n_rows + ROWS_PER_CHUNK - 1) // ROWS_PER_CHUNK
     log_surv = tail_log_survival(n_tail)
     for c in numba.prange(n_chunks):
-        lw = np.empty(n)
-        work = np.empty((2, n))
-        scratch = np.empty((5, n), np.int64)
+        lw, work, scratch = row_scratch(n)
         for i in range(c * ROWS_PER_CHUNK, min((c + 1) * ROWS_PER_CHUNK, n_rows)):
             elpd[i], khat[i], p_loo[i], ok = psis_row(loglik[i], n_tail, log_surv, lw, work,
                                                       scratch)
